@@ -1,0 +1,1 @@
+"""nodefarm's API: ComfyUI-compatible HTTP routes, /ws and Socket.IO; the `nodefarm` command."""

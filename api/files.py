@@ -1,0 +1,180 @@
+"""/view, /upload/image and the lander that brings files saved by workers to this host."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+import re
+import socket
+import threading
+from pathlib import Path
+
+import redis
+from flask import Blueprint, Response, request, send_file
+
+from api.routing import farm, json_response, twin
+from nodes.settings import Settings
+from worker import files, keys
+
+log = logging.getLogger("nodefarm.api.files")
+bp = Blueprint("files", __name__)
+
+INLINE_UNSAFE = {"text/html", "text/javascript", "application/javascript", "text/css", "image/svg+xml"}
+ANNOTATION = re.compile(r"^(.*) \[(input|output|temp)\]$")
+
+
+def _split_annotation(filename: str, kind: str) -> tuple[str, str]:
+    m = ANNOTATION.match(filename)
+    return (m.group(1), m.group(2)) if m else (filename, kind)
+
+
+@twin(bp, "/view", methods=["GET"])
+def view() -> Response:
+    f = farm()
+    filename = request.args.get("filename", "")
+    if not filename:
+        return Response("missing filename", status=400)
+    filename, kind = _split_annotation(filename, request.args.get("type", "output") or "output")
+    if filename.startswith("/") or ".." in filename or "\x00" in filename:
+        return Response("invalid filename", status=400)
+    root = f.settings.directory(kind)
+    if root is None:
+        return Response("invalid type", status=400)
+    subfolder = request.args.get("subfolder", "")
+    target = files.safe_join(root, subfolder, filename)
+    if target is None:
+        return Response("forbidden", status=403)
+    if not target.is_file():
+        landed = land_from_redis(f.r, f.settings, kind, subfolder, filename)
+        if landed is None:
+            return Response("not found", status=404)
+        target = landed
+    mime = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    if mime in INLINE_UNSAFE:
+        mime = "application/octet-stream"
+    response = send_file(target, mimetype=mime, max_age=0)
+    response.headers["Content-Disposition"] = f'filename="{target.name}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def land_from_redis(r: redis.Redis, settings: Settings, kind: str, subfolder: str, filename: str) -> Path | None:
+    """Write a file that a worker shipped through Redis into this host's folder."""
+    root = settings.directory(kind)
+    target = files.safe_join(root, subfolder, filename) if root else None
+    if target is None:
+        return None
+    blob = r.get(keys.file_blob(kind, files.relpath(subfolder, filename)))
+    if blob is None:
+        return None
+    if target.is_file() and target.stat().st_size == len(blob):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".part{os.getpid()}-{threading.get_ident()}")
+    tmp.write_bytes(blob)
+    os.replace(tmp, target)
+    return target
+
+
+@twin(bp, "/upload/image", methods=["POST"])
+def upload_image() -> Response:
+    f = farm()
+    image = request.files.get("image")
+    if image is None or not image.filename:
+        return Response("no image", status=400)
+    kind = request.form.get("type", "input") or "input"
+    root = f.settings.directory(kind)
+    if root is None:
+        return Response("invalid type", status=400)
+    subfolder = request.form.get("subfolder", "")
+    overwrite = request.form.get("overwrite", "").lower() in ("true", "1")
+    name = os.path.basename(image.filename)
+    data = image.read()
+    if len(data) > f.settings.max_upload_mb * 1024 * 1024:
+        return Response("file too large", status=413)
+    target = files.safe_join(root, subfolder, name)
+    if target is None:
+        return Response("invalid path", status=400)
+    if not overwrite:
+        stem, ext = os.path.splitext(name)
+        i = 1
+        while target.exists():
+            if hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest():
+                break
+            name = f"{stem} ({i}){ext}"
+            target = files.safe_join(root, subfolder, name) or target
+            i += 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    files.publish_file(f.r, kind, subfolder, name, data, None if kind == "input" else files.FILE_TTL_S)
+    return json_response({"name": name, "subfolder": subfolder, "type": kind})
+
+
+# ---- host boot and landing ---------------------------------------------------------------------
+
+
+def seed_counters(r: redis.Redis, settings: Settings) -> None:
+    """Make the farm-wide save counters start after the files already in this host's output folder."""
+    pattern = re.compile(r"^(.*)_(\d+)_.*$")
+    best: dict[tuple[str, str], int] = {}
+    if not settings.output_dir.is_dir():
+        return
+    for path in settings.output_dir.rglob("*"):
+        m = pattern.match(path.name)
+        if path.is_file() and m:
+            sub = path.parent.relative_to(settings.output_dir).as_posix()
+            sub = "" if sub == "." else sub
+            k = (sub, m.group(1))
+            best[k] = max(best.get(k, 0), int(m.group(2)))
+    script = "local c = tonumber(redis.call('GET', KEYS[1]) or '0'); if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end"
+    for (sub, name), n in best.items():
+        r.eval(script, 1, keys.file_counter("output", sub, name), n)
+
+
+def publish_inputs(r: redis.Redis, settings: Settings, limit_bytes: int = 512 * 1024 * 1024) -> int:
+    """Publish this host's input folder so workers on other hosts can load those files."""
+    total = 0
+    if not settings.input_dir.is_dir():
+        return 0
+    for path in sorted(settings.input_dir.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        size = path.stat().st_size
+        if total + size > limit_bytes:
+            log.warning("input folder larger than %d bytes; the rest is published on upload only", limit_bytes)
+            break
+        rel = path.relative_to(settings.input_dir)
+        sub = rel.parent.as_posix()
+        key = keys.file_blob("input", files.relpath("" if sub == "." else sub, rel.name))
+        if r.strlen(key) != size:
+            r.set(key, path.read_bytes())
+        total += size
+    return total
+
+
+def start_lander(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """Follow the files stream and land every file a worker saved into this host's folders."""
+
+    def loop() -> None:
+        r = redis.Redis.from_url(settings.redis_url)
+        cursor_key = keys.lander_cursor(f"{socket.gethostname()}:{settings.output_dir}")
+        last = (r.get(cursor_key) or b"0-0").decode()
+        while not stop.is_set():
+            try:
+                got = r.xread({keys.FILES: last}, block=1000, count=100)
+                for _stream, entries in got or []:
+                    for entry_id, fields in entries:
+                        last = entry_id.decode()
+                        kind, sub, name = (fields[b"kind"].decode(), fields[b"subfolder"].decode(), fields[b"filename"].decode())
+                        if kind != "input":
+                            land_from_redis(r, settings, kind, sub, name)
+                    r.set(cursor_key, last)
+            except redis.RedisError as exc:
+                log.warning("lander: %s", exc)
+                stop.wait(1)
+
+    thread = threading.Thread(target=loop, name="nodefarm-lander", daemon=True)
+    thread.start()
+    return thread

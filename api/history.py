@@ -1,0 +1,58 @@
+"""/history and /queue (spec/comfyui.md section 2.1)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from api.routing import body_json, empty, farm, json_response, twin
+from worker import history, runs
+
+bp = Blueprint("history", __name__)
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+@twin(bp, "/history", methods=["GET"])
+def get_history() -> Response:
+    return json_response(history.get(farm().r, _int_arg("max_items"), _int_arg("offset")))
+
+
+@twin(bp, "/history/<path:prompt_id>", methods=["GET"])
+def get_history_entry(prompt_id: str) -> Response:
+    return json_response(history.get_one(farm().r, prompt_id))
+
+
+@twin(bp, "/history", methods=["POST"])
+def post_history() -> Response:
+    body = body_json({}) or {}
+    if isinstance(body, dict):
+        if body.get("clear"):
+            history.clear(farm().r)
+        if isinstance(body.get("delete"), list):
+            history.delete(farm().r, [str(p) for p in body["delete"]])
+    return empty()
+
+
+@twin(bp, "/queue", methods=["GET"])
+def get_queue() -> Response:
+    running, pending = runs.queue_items(farm())
+    return json_response({"queue_running": running, "queue_pending": pending})
+
+
+@twin(bp, "/queue", methods=["POST"])
+def post_queue() -> Response:
+    body = body_json({}) or {}
+    if isinstance(body, dict):
+        if body.get("clear"):
+            runs.clear_pending(farm())
+        if isinstance(body.get("delete"), list):
+            runs.delete_pending(farm(), [str(p) for p in body["delete"]])
+    return empty()

@@ -1,0 +1,129 @@
+"""Read-only routes: /object_info, /system_stats, /embeddings, /models, /extensions, /features."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import torch
+from flask import Blueprint, Response, abort, send_from_directory
+
+from api.routing import farm, json_response, twin
+from nodes import schema
+from worker import keys
+
+bp = Blueprint("info", __name__)
+
+VERSION = "0.3.64"
+
+
+@twin(bp, "/object_info", methods=["GET"])
+def object_info() -> Response:
+    return json_response(schema.object_info(farm().registry))
+
+
+@twin(bp, "/object_info/<path:node_class>", methods=["GET"])
+def object_info_one(node_class: str) -> Response:
+    registry = farm().registry
+    cls = registry.get(node_class)
+    if cls is None:
+        return json_response({})
+    return json_response({node_class: schema.node_info(node_class, cls, registry.display_names.get(node_class, node_class))})
+
+
+def live_devices() -> list[dict]:
+    f = farm()
+    names = [n.decode() if isinstance(n, bytes) else n for n in f.r.zrange(keys.WORKERS, 0, -1)]
+    devices: list[dict] = []
+    for raw in f.r.mget([keys.worker_info(n) for n in names]) if names else []:
+        if raw:
+            info = json.loads(raw)
+            for d in info.get("devices", []):
+                devices.append({**d, "name": f"{d['name']} ({info['name']})"})
+    return devices
+
+
+@twin(bp, "/system_stats", methods=["GET"])
+def system_stats() -> Response:
+    total = free = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            mem = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh}
+        total, free = mem.get("MemTotal", 0), mem.get("MemAvailable", 0)
+    except OSError:
+        pass
+    return json_response(
+        {
+            "system": {
+                "os": os.name,
+                "ram_total": total,
+                "ram_free": free,
+                "comfyui_version": VERSION,
+                "required_frontend_version": "1.27.10",
+                "installed_templates_version": None,
+                "required_templates_version": None,
+                "python_version": sys.version,
+                "pytorch_version": torch.__version__,
+                "embedded_python": False,
+                "argv": sys.argv,
+                "nodefarm": {"host": platform.node(), "workers": len({d["name"] for d in live_devices()})},
+            },
+            "devices": live_devices(),
+        }
+    )
+
+
+@twin(bp, "/embeddings", methods=["GET"])
+def embeddings() -> Response:
+    from nodes.compat import folder_paths
+
+    return json_response([os.path.splitext(n)[0] for n in folder_paths.get_filename_list("embeddings")])
+
+
+@twin(bp, "/models", methods=["GET"])
+def models() -> Response:
+    from nodes.compat import folder_paths
+
+    return json_response(list(folder_paths.folder_names_and_paths.keys()))
+
+
+@twin(bp, "/models/<folder>", methods=["GET"])
+def models_in(folder: str) -> Response:
+    from nodes.compat import folder_paths
+
+    if folder not in folder_paths.folder_names_and_paths:
+        return Response("unknown folder", status=404)
+    return json_response(folder_paths.get_filename_list(folder))
+
+
+@twin(bp, "/extensions", methods=["GET"])
+def extensions() -> Response:
+    urls: list[str] = []
+    for name, web_dir in sorted(farm().registry.web_dirs.items()):
+        for js in sorted(Path(web_dir).rglob("*.js")):
+            rel = js.relative_to(web_dir).as_posix()
+            urls.append(f"/extensions/{quote(name)}/{rel}")
+    return json_response(urls)
+
+
+@bp.route("/extensions/<name>/<path:path>")
+def extension_file(name: str, path: str) -> Response:
+    web_dir = farm().registry.web_dirs.get(name)
+    if web_dir is None:
+        abort(404)
+    return send_from_directory(web_dir, path)
+
+
+@twin(bp, "/features", methods=["GET"])
+def features() -> Response:
+    return json_response({"supports_preview_metadata": True, "max_upload_size": farm().settings.max_upload_mb * 1024 * 1024})
+
+
+@bp.route("/nodefarm/info")
+def nodefarm_info() -> Response:
+    s = farm().settings
+    return json_response({"output_dir": str(s.output_dir), "input_dir": str(s.input_dir), "temp_dir": str(s.temp_dir)})

@@ -1,0 +1,44 @@
+"""Registering each route twice, at ``/path`` and ``/api/path``, as ComfyUI does (spec 2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+
+def twin(bp: Blueprint, rule: str, **options: Any) -> Callable[[Callable], Callable]:
+    def decorator(fn: Callable) -> Callable:
+        bp.add_url_rule(rule, fn.__name__, fn, **options)
+        bp.add_url_rule("/api" + rule, "api_" + fn.__name__, fn, **options)
+        return fn
+
+    return decorator
+
+
+def body_json(default: Any = None) -> Any:
+    """The request body as JSON whatever the Content-Type says (ComfyUI's ``await request.json()``)."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return default
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json")
+
+
+def empty(status: int = 200) -> Response:
+    return Response(b"", status=status)
+
+
+def farm() -> Any:
+    """The Farm this API process was created with."""
+    from flask import current_app
+
+    return current_app.extensions["nodefarm"]

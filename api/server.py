@@ -1,0 +1,45 @@
+"""Serving the API in the foreground: boot, background threads (event relay, file lander), HTTP."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+
+from nodes.boot import boot
+from nodes.settings import Settings
+from worker.celery_app import make_celery
+from worker.farm import Farm
+
+log = logging.getLogger("nodefarm.api")
+
+
+def build(settings: Settings) -> tuple[Farm, object, object, threading.Event]:
+    """Everything `serve` runs, without blocking (tests use it too)."""
+    from api import files, live
+    from api.app import create_app
+
+    for d in (settings.output_dir, settings.input_dir, settings.user_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(settings.temp_dir, ignore_errors=True)  # ComfyUI wipes temp at start
+    settings.temp_dir.mkdir(parents=True, exist_ok=True)
+    registry = boot(settings)
+    farm = Farm.connect(settings, registry, make_celery(settings))
+    files.seed_counters(farm.r, settings)
+    files.publish_inputs(farm.r, settings)
+    app, socketio, hub = create_app(farm)
+    stop = threading.Event()
+    live.start_relay(settings, hub, socketio, stop)
+    files.start_lander(settings, stop)
+    return farm, app, socketio, stop
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    _farm, app, socketio, stop = build(settings)
+    log.info("nodefarm API on http://%s:%d/", settings.host, settings.port)
+    try:
+        socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True, log_output=False)  # type: ignore[attr-defined]
+    finally:
+        stop.set()

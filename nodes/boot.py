@@ -1,0 +1,56 @@
+"""The one boot function: compat modules on sys.path, folder_paths configured, registry built.
+
+Every process of the farm calls :func:`boot` once before it touches a node class.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+from pathlib import Path
+
+import nodes as nodes_face
+from nodes.registry import NodeRegistry
+from nodes.settings import Settings
+
+log = logging.getLogger("nodefarm.boot")
+
+COMPAT_DIR = Path(__file__).resolve().parent / "compat"
+
+
+def install_compat() -> None:
+    """Put the compat folder on sys.path and register each of its modules under its ComfyUI name.
+
+    Idempotent. Every module is imported once as ``nodes.compat.<name>`` and the same object is
+    entered as ``sys.modules[<name>]``, so a custom node's ``import folder_paths`` and our
+    ``nodes.compat.folder_paths`` never diverge.
+    """
+    if str(COMPAT_DIR) not in sys.path:
+        sys.path.insert(0, str(COMPAT_DIR))
+    import nodes.compat as compat_pkg
+
+    for info in pkgutil.walk_packages(compat_pkg.__path__, prefix="nodes.compat."):
+        short = info.name[len("nodes.compat."):]
+        if short in sys.modules and sys.modules[short] is sys.modules.get(info.name):
+            continue
+        module = importlib.import_module(info.name)
+        sys.modules[short] = module
+
+
+def boot(settings: Settings) -> NodeRegistry:
+    """Configure the ComfyUI module face from ``settings`` and load every node. Returns the registry."""
+    install_compat()
+    from nodes.compat import folder_paths
+
+    custom_dirs = folder_paths.configure(settings)
+    registry = NodeRegistry()
+    from nodes import builtin
+
+    registry.add_builtin(builtin.NODE_CLASS_MAPPINGS, builtin.NODE_DISPLAY_NAME_MAPPINGS, "nodes")
+    nodes_face.bind_registry(registry)
+    registry.load_custom_nodes(custom_dirs)
+    nodes_face.bind_registry(registry)
+    log.info("loaded %d node classes (%d packs)", len(registry.classes), len(registry.packs))
+    return registry

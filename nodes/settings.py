@@ -1,0 +1,126 @@
+"""The one settings object of nodefarm, built once from the environment (``NODEFARM_*``).
+
+Every process of the farm (API, workers, the ``nodefarm up`` supervisor) builds its settings with
+:func:`Settings.from_env` and passes the object on; nothing reads the environment elsewhere.
+``nodefarm up`` translates ComfyUI's command-line flags into these variables for its children.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+CACHE_MODES = ("farm", "classic", "lru", "none")
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Redis holding the Celery broker, run state, queue, history and event streams.
+    # NODEFARM_REDIS_URL; `nodefarm up` starts a private redis-server when unset.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis holding node results by content hash (allkeys-lru in production).
+    # NODEFARM_RESULT_REDIS_URL; defaults to redis_url.
+    result_redis_url: str = ""
+    # Where the API listens. NODEFARM_HOST (default 127.0.0.1), NODEFARM_PORT (default 8188).
+    host: str = "127.0.0.1"
+    port: int = 8188
+    # Root for the default folders below. NODEFARM_BASE_DIR, default: the current directory.
+    base_dir: Path = field(default_factory=Path.cwd)
+    # ComfyUI's folders. NODEFARM_OUTPUT_DIR / _INPUT_DIR / _TEMP_DIR / _USER_DIR / _MODELS_DIR,
+    # default <base_dir>/output, /input, /temp, /user, /models.
+    output_dir: Path = Path("output")
+    input_dir: Path = Path("input")
+    temp_dir: Path = Path("temp")
+    user_dir: Path = Path("user")
+    models_dir: Path = Path("models")
+    # Folders of custom node packs, os.pathsep-separated. NODEFARM_CUSTOM_NODES,
+    # default <base_dir>/custom_nodes. extra_model_paths.yaml entries are added at boot.
+    custom_nodes_dirs: tuple[Path, ...] = ()
+    # ComfyUI extra_model_paths.yaml files, os.pathsep-separated. NODEFARM_EXTRA_MODEL_PATHS.
+    extra_model_paths: tuple[Path, ...] = ()
+    # Cache mode: farm (shared Redis cache, default), classic, lru, none. NODEFARM_CACHE.
+    cache_mode: str = "farm"
+    # Entry budget for --cache-lru N. NODEFARM_CACHE_LRU.
+    cache_lru_size: int = 0
+    # Force the CPU even when CUDA is present (--cpu). NODEFARM_CPU=1.
+    cpu: bool = False
+    # Name of this worker (Celery node name and private queue). NODEFARM_WORKER_NAME,
+    # default "w<pid>@<hostname>".
+    worker_name: str = ""
+    # Runs executing at once on the farm; more wait in the queue. NODEFARM_MAX_ACTIVE_RUNS, default 4.
+    max_active_runs: int = 4
+    # Deliveries of one node before the run fails (a node that kills its worker). NODEFARM_MAX_NODE_ATTEMPTS, default 2.
+    max_node_attempts: int = 2
+    # Hard time limit of one node in seconds; the broker visibility timeout is twice this.
+    # NODEFARM_NODE_TIME_LIMIT, default 3600.
+    node_time_limit: int = 3600
+    # Worker heartbeat period in seconds; a worker silent for 3 periods is dead and its nodes are
+    # handed to others. NODEFARM_HEARTBEAT, default 2.
+    heartbeat_s: float = 2.0
+    # Per-worker in-memory result cache size in MiB. NODEFARM_WORKER_CACHE_MB, default 2048.
+    worker_cache_mb: int = 2048
+    # PNG metadata off (--disable-metadata). NODEFARM_DISABLE_METADATA=1.
+    disable_metadata: bool = False
+    # Upload limit in MiB (--max-upload-size). NODEFARM_MAX_UPLOAD_MB, default 100.
+    max_upload_mb: int = 100
+    # Log level for our loggers. NODEFARM_LOG_LEVEL, default INFO.
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        base = Path(_env("NODEFARM_BASE_DIR", os.getcwd())).expanduser().resolve()
+
+        def folder(var: str, name: str) -> Path:
+            return Path(_env(var, str(base / name))).expanduser().resolve()
+
+        redis_url = _env("NODEFARM_REDIS_URL", "redis://127.0.0.1:6379/0")
+        cache_mode = _env("NODEFARM_CACHE", "farm").lower()
+        if cache_mode not in CACHE_MODES:
+            raise ValueError(f"NODEFARM_CACHE must be one of {CACHE_MODES}, got {cache_mode!r}")
+        lru = int(_env("NODEFARM_CACHE_LRU", "0"))
+        if cache_mode == "lru" and lru <= 0:
+            cache_mode = "classic"  # ComfyUI: --cache-lru 0 falls back to classic
+        return cls(
+            redis_url=redis_url,
+            result_redis_url=_env("NODEFARM_RESULT_REDIS_URL", redis_url),
+            host=_env("NODEFARM_HOST", "127.0.0.1"),
+            port=int(_env("NODEFARM_PORT", "8188")),
+            base_dir=base,
+            output_dir=folder("NODEFARM_OUTPUT_DIR", "output"),
+            input_dir=folder("NODEFARM_INPUT_DIR", "input"),
+            temp_dir=folder("NODEFARM_TEMP_DIR", "temp"),
+            user_dir=folder("NODEFARM_USER_DIR", "user"),
+            models_dir=folder("NODEFARM_MODELS_DIR", "models"),
+            custom_nodes_dirs=_paths(_env("NODEFARM_CUSTOM_NODES", str(base / "custom_nodes"))),
+            extra_model_paths=_paths(_env("NODEFARM_EXTRA_MODEL_PATHS", "")),
+            cache_mode=cache_mode,
+            cache_lru_size=lru,
+            cpu=_env("NODEFARM_CPU", "0") in ("1", "true", "yes"),
+            worker_name=_env("NODEFARM_WORKER_NAME", f"w{os.getpid()}@{socket.gethostname()}"),
+            max_active_runs=max(1, int(_env("NODEFARM_MAX_ACTIVE_RUNS", "4"))),
+            max_node_attempts=max(1, int(_env("NODEFARM_MAX_NODE_ATTEMPTS", "2"))),
+            node_time_limit=int(_env("NODEFARM_NODE_TIME_LIMIT", "3600")),
+            heartbeat_s=float(_env("NODEFARM_HEARTBEAT", "2")),
+            worker_cache_mb=int(_env("NODEFARM_WORKER_CACHE_MB", "2048")),
+            disable_metadata=_env("NODEFARM_DISABLE_METADATA", "0") in ("1", "true", "yes"),
+            max_upload_mb=int(_env("NODEFARM_MAX_UPLOAD_MB", "100")),
+            log_level=_env("NODEFARM_LOG_LEVEL", "INFO").upper(),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def directory(self, kind: str) -> Path | None:
+        """ComfyUI's get_directory_by_type: only output, input and temp are reachable."""
+        return {"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir}.get(kind)

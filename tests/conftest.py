@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.farm import Farm
+
+
+@pytest.fixture(scope="session")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    """One farm (API + 2 workers) shared by the integration tests that do not kill anything."""
+    f = Farm(Path(tmp_path_factory.mktemp("farm")), workers=2)
+    yield f
+    f.stop()

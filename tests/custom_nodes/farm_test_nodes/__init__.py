@@ -1,0 +1,88 @@
+"""Test node pack: slow nodes, a node that kills its worker, marks written to a shared folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def _mark(name: str, text: str) -> None:
+    folder = os.environ.get("NODEFARM_TEST_MARKS")
+    if folder:
+        with open(Path(folder) / name, "a") as fh:
+            fh.write(text + "\n")
+
+
+class TestSlowValue:
+    """Sleeps, marking its start (worker name and pid) so a test can kill that worker."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"default": 1.0}), "seconds": ("FLOAT", {"default": 1.0}),
+                             "tag": ("STRING", {"default": "slow"})}}
+
+    RETURN_TYPES = ("FLOAT",)
+    FUNCTION = "run"
+    CATEGORY = "testing"
+
+    def run(self, value, seconds, tag):
+        _mark(tag, f"{os.environ.get('NODEFARM_WORKER_NAME')} {os.getpid()}")
+        time.sleep(seconds)
+        return (value,)
+
+
+class TestKillWorker:
+    """Kills the process running it, every time."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"default": 1.0})}}
+
+    RETURN_TYPES = ("FLOAT",)
+    FUNCTION = "run"
+    CATEGORY = "testing"
+
+    def run(self, value):
+        _mark("killer", str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+        return (value,)
+
+
+class TestFloatOutput:
+    """An output node showing a float (so a run of float nodes has an output)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"forceInput": True})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "testing"
+
+    def run(self, value):
+        return {"ui": {"text": [repr(value)]}}
+
+
+class TestRaise:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"default": 1.0})}}
+
+    RETURN_TYPES = ("FLOAT",)
+    FUNCTION = "run"
+    CATEGORY = "testing"
+
+    def run(self, value):
+        raise ValueError(f"broken on purpose ({value})")
+
+
+NODE_CLASS_MAPPINGS = {
+    "TestSlowValue": TestSlowValue,
+    "TestKillWorker": TestKillWorker,
+    "TestFloatOutput": TestFloatOutput,
+    "TestRaise": TestRaise,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {"TestSlowValue": "Slow value (test)"}

@@ -1,0 +1,62 @@
+"""The Celery app: JSON only, late acks, prefetch 1, no result backend, one task (a node).
+
+Settings follow DESIGN section 5 and reference/celery-redis.md section 7.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+
+from nodes.settings import Settings
+from worker import keys
+from worker.runs import NODE_TASK
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("nodefarm", broker=settings.redis_url, set_as_current=False)
+    limit = settings.node_time_limit
+    visibility = 2 * limit
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        task_time_limit=limit,
+        broker_transport_options={"visibility_timeout": visibility, "queue_order_strategy": "priority"},
+        visibility_timeout=visibility,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=keys.SHARED_QUEUE,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_send_task_events=False,
+        worker_soft_shutdown_timeout=10,
+    )
+
+    @app.task(name=NODE_TASK, ignore_result=True, acks_late=True)
+    def node_task(pid: str, nid: str, seq: int = 1) -> None:
+        from worker.runner import execute_task
+
+        execute_task(runtime(app).farm(), pid, nid, int(seq))
+
+    return app
+
+
+def runtime(app: Any) -> Any:
+    """The worker runtime attached to the app by :func:`worker.main.run_worker`."""
+    rt = getattr(app, "nf_runtime", None)
+    if rt is None:
+        raise RuntimeError("worker runtime not attached (start workers with `nodefarm worker`)")
+    return rt
+
+
+def process_id() -> int:
+    return os.getpid()

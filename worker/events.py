@@ -1,0 +1,74 @@
+"""Events of runs, written to Redis streams and relayed to clients by every API process.
+
+Each event is one entry of the global stream ``nf:events`` (capped; API processes follow it live)
+and of the run's own stream (capped; replayed after a reconnect). An entry carries ``to``: the
+client id it is for, ``*`` for every client, or ``""`` for no live client (kept for replay only),
+following ComfyUI's routing rules (spec/comfyui.md section 4.2).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from worker import keys
+
+GLOBAL_MAXLEN = 20000
+RUN_MAXLEN = 5000
+
+# Sent only to the submitting client; with no client they are not sent at all.
+CLIENT_ONLY = frozenset(
+    {"execution_start", "execution_cached", "execution_success", "execution_error", "executing", "executed"}
+)
+
+
+def route(event: str, data: Any, client_id: str | None) -> str:
+    if event == "status":
+        return "*"
+    if client_id:
+        return client_id
+    if event == "execution_error" and isinstance(data, dict) and data.get("exception_type") == "ExecutionBlocked":
+        return "*"
+    return "" if event in CLIENT_ONLY else "*"
+
+
+def encode_data(data: Any) -> str | bytes:
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
+def add(pipe: Any, pid: str | None, client_id: str | None, event: str | int, data: Any, to: str | None = None) -> None:
+    """Queue one event on a redis pipeline (transactional or not). ``event`` int = binary frame."""
+    dest = to if to is not None else route(str(event), data, client_id)
+    fields = {"pid": pid or "", "to": dest, "type": str(event), "data": encode_data(data)}
+    pipe.xadd(keys.EVENTS, fields, maxlen=GLOBAL_MAXLEN, approximate=True)
+    if pid:
+        pipe.xadd(keys.run_events(pid), fields, maxlen=RUN_MAXLEN, approximate=True)
+
+
+def status_data(queue_remaining: int, sid: str | None = None) -> dict:
+    data: dict[str, Any] = {"status": {"exec_info": {"queue_remaining": queue_remaining}}}
+    if sid is not None:
+        data["sid"] = sid
+    return data
+
+
+def decode_entry(fields: dict) -> dict:
+    """A stream entry back into ``{pid, to, type, data}`` (data parsed unless binary)."""
+    def s(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else v
+
+    etype = s(fields[b"type"] if b"type" in fields else fields["type"])
+    raw = fields.get(b"data", fields.get("data"))
+    data: Any
+    if etype.isdigit():
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+    else:
+        data = json.loads(raw)
+    return {
+        "pid": s(fields.get(b"pid", fields.get("pid", ""))),
+        "to": s(fields.get(b"to", fields.get("to", ""))),
+        "type": int(etype) if etype.isdigit() else etype,
+        "data": data,
+    }

@@ -1,0 +1,222 @@
+"""Calling one node the way ComfyUI does (spec/comfyui.md sections 5.3-5.7).
+
+Input assembly (constants, links, rawLink, hidden inputs), list mapping (INPUT_IS_LIST,
+OUTPUT_IS_LIST, shorter lists repeat their last element), ExecutionBlocker propagation, lazy
+``check_lazy_status``, ``{"ui", "result", "expand"}`` returns, and coroutine node functions.
+No Redis here: inputs arrive resolved, the outcome goes back to :mod:`worker.runner`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodes import schema
+from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker
+from nodes.compat.comfy_execution.utils import CurrentNodeContext
+from worker.graph import is_link
+
+
+@dataclass
+class Outcome:
+    """What one execution of a node produced."""
+
+    outputs: list[list[Any]] = field(default_factory=list)  # socket -> values (one per call)
+    ui: dict | None = None
+    need: list[str] = field(default_factory=list)  # lazy input names to evaluate first
+    expand: list[dict] = field(default_factory=list)  # graphs returned by calls, in call order
+    blocked_messages: list[str] = field(default_factory=list)  # verbose ExecutionBlocker messages
+
+
+@dataclass
+class Hidden:
+    """Values for hidden inputs (spec 5.3)."""
+
+    prompt: dict
+    extra_data: dict
+    unique_id: str
+    dynprompt: Any = None
+
+    def value(self, kind: str) -> Any:
+        if kind == "PROMPT":
+            return self.prompt
+        if kind == "DYNPROMPT":
+            return self.dynprompt
+        if kind == "EXTRA_PNGINFO":
+            return self.extra_data.get("extra_pnginfo")
+        if kind == "UNIQUE_ID":
+            return self.unique_id
+        if kind == "AUTH_TOKEN_COMFY_ORG":
+            return self.extra_data.get("auth_token_comfy_org")
+        if kind == "API_KEY_COMFY_ORG":
+            return self.extra_data.get("api_key_comfy_org")
+        return None
+
+
+def unwrap(value: Any) -> Any:
+    if isinstance(value, dict) and "__value__" in value and len(value) == 1:
+        return value["__value__"]
+    return value
+
+
+def assemble_inputs(
+    cls: type,
+    node: dict,
+    link_values: dict[str, list[list[Any]]],
+    hidden: Hidden,
+) -> dict[str, list[Any]]:
+    """Every input as a list (spec 5.3). ``link_values``: source id -> its outputs (socket -> list)."""
+    types = schema.input_types(cls)
+    declared = {name for section in ("required", "optional") for name in types.get(section, {})}
+    data: dict[str, list[Any]] = {}
+    for name, value in node.get("inputs", {}).items():
+        info = schema.input_info(cls, name, types)
+        options = info[2] if info and isinstance(info[2], dict) else {}
+        if is_link(value):
+            if options.get("rawLink"):
+                data[name] = [value]
+                continue
+            src, socket = value[0], int(value[1])
+            outs = link_values.get(src)
+            data[name] = outs[socket] if outs is not None and socket < len(outs) else [None]
+        elif name in declared:
+            data[name] = [unwrap(value)]
+    for name, kind in schema.hidden_inputs(cls).items():
+        data[name] = [hidden.value(kind)]
+    return data
+
+
+def _run(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return asyncio.run(_await(value))
+    return value
+
+
+async def _await(value: Any) -> Any:
+    return await value
+
+
+def _accepted(fn: Callable, kwargs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        spec = inspect.getfullargspec(fn)
+    except TypeError:
+        return kwargs
+    if spec.varkw is not None:
+        return kwargs
+    names = set(spec.args) | set(spec.kwonlyargs)
+    return {k: v for k, v in kwargs.items() if k in names}
+
+
+def map_over_list(
+    data: dict[str, list[Any]],
+    fn: Callable[..., Any],
+    *,
+    input_is_list: bool,
+    node_id: str,
+    prompt_id: str,
+    filter_kwargs: bool = False,
+) -> list[Any]:
+    """Call ``fn`` once with whole lists, or once per index with the last element repeated.
+
+    A call whose inputs hold an ExecutionBlocker is skipped and yields that blocker.
+    """
+    results: list[Any] = []
+
+    def call(kwargs: dict[str, Any], index: int) -> Any:
+        if filter_kwargs:
+            kwargs = _accepted(fn, kwargs)
+        with CurrentNodeContext(prompt_id, node_id, index):
+            return _run(fn(**kwargs))
+
+    if input_is_list:
+        blocker = next(
+            (v for values in data.values() for v in values if isinstance(v, ExecutionBlocker)), None
+        )
+        results.append(blocker if blocker is not None else call(dict(data), 0))
+        return results
+    count = max((len(v) for v in data.values()), default=1) if data else 1
+    if any(len(v) == 0 for v in data.values()):
+        count = 0
+    for i in range(count):
+        kwargs = {k: v[i] if i < len(v) else v[-1] for k, v in data.items()}
+        blocker = next((v for v in kwargs.values() if isinstance(v, ExecutionBlocker)), None)
+        results.append(blocker if blocker is not None else call(kwargs, i))
+    return results
+
+
+def _merge_ui(uis: list[dict]) -> dict | None:
+    if not uis:
+        return None
+    merged: dict[str, list] = {}
+    for key in uis[0]:
+        merged[key] = []
+        for ui in uis:
+            value = ui.get(key)
+            if value is None:
+                continue
+            merged[key].extend(value if isinstance(value, (list, tuple)) else [value])
+    return merged
+
+
+def run_node(
+    cls: type,
+    obj: Any,
+    data: dict[str, list[Any]],
+    *,
+    node_id: str,
+    prompt_id: str,
+    unevaluated: set[str],
+) -> Outcome:
+    """Execute ``obj`` (an instance of ``cls``) on assembled inputs. May ask for lazy inputs first."""
+    input_is_list = schema.input_is_list(cls)
+    check = getattr(obj, "check_lazy_status", None)
+    if callable(check) and unevaluated:
+        asked = map_over_list(
+            data, check, input_is_list=input_is_list, node_id=node_id, prompt_id=prompt_id, filter_kwargs=True
+        )
+        need: list[str] = []
+        for names in asked:
+            if isinstance(names, list):
+                need += [n for n in names if n in unevaluated and n not in need]
+        if need:
+            return Outcome(need=need)
+    fn = getattr(obj, getattr(cls, "FUNCTION"))
+    returns = map_over_list(data, fn, input_is_list=input_is_list, node_id=node_id, prompt_id=prompt_id)
+    return normalize(cls, returns)
+
+
+def normalize(cls: type, returns: list[Any]) -> Outcome:
+    """Merge per-call returns into ComfyUI's cached form: ``outputs[socket] -> values``."""
+    n_out = len(schema.return_types(cls))
+    is_list = schema.output_is_list(cls)
+    outcome = Outcome(outputs=[[] for _ in range(n_out)])
+    uis: list[dict] = []
+    for r in returns:
+        result: Any
+        if isinstance(r, ExecutionBlocker):
+            result = (r,) * n_out
+        elif isinstance(r, dict):
+            if r.get("ui") is not None:
+                uis.append(r["ui"])
+            if "expand" in r and r["expand"] is not None:
+                outcome.expand.append(r["expand"])
+            result = r.get("result", ())
+            if isinstance(result, ExecutionBlocker):
+                result = (result,) * n_out
+        elif r is None:
+            result = ()
+        else:
+            result = r
+        if not isinstance(result, (list, tuple)):
+            result = (result,)
+        for i in range(n_out):
+            value = result[i] if i < len(result) else None
+            if i < len(is_list) and is_list[i] and isinstance(value, (list, tuple)):
+                outcome.outputs[i].extend(value)
+            else:
+                outcome.outputs[i].append(value)
+    outcome.ui = _merge_ui(uis)
+    return outcome

@@ -1,0 +1,47 @@
+"""The Farm: one process's handles on the farm (settings, registry, Redis, result store, Celery).
+
+Built once at boot by the API and by every worker process, then passed around; nothing else in
+our code keeps connections in globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from nodes.registry import NodeRegistry
+from nodes.settings import Settings
+from worker.cache import CachePolicy
+from worker.results import ResultStore
+
+
+@dataclass
+class Farm:
+    settings: Settings
+    registry: NodeRegistry
+    r: redis.Redis
+    rr: redis.Redis
+    store: ResultStore
+    cache: CachePolicy
+    celery: Any
+    # one node instance per (node id, class) in this process, reused across runs (spec 5.8)
+    objects: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # the node this process is executing: {"pid", "nid", "st"} (read by progress and interrupt hooks)
+    current: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def connect(cls, settings: Settings, registry: NodeRegistry, celery: Any) -> Farm:
+        r = redis.Redis.from_url(settings.redis_url)
+        rr = redis.Redis.from_url(settings.result_redis_url or settings.redis_url)
+        store = ResultStore(rr, settings.worker_name, settings.worker_cache_mb * 1024 * 1024)
+        return cls(
+            settings=settings,
+            registry=registry,
+            r=r,
+            rr=rr,
+            store=store,
+            cache=CachePolicy(settings.cache_mode, settings.cache_lru_size, r, store),
+            celery=celery,
+        )

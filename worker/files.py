@@ -1,0 +1,108 @@
+"""Files between hosts without a shared filesystem.
+
+* Save counters are farm-wide Redis counters, so two workers never pick the same file name.
+* Files a node saved (every ``{"filename", "subfolder", "type"}`` entry of its ui with type output
+  or temp) are copied into Redis and announced on the ``nf:files`` stream; every API host lands
+  them in its own output/temp folder (and ``/view`` reads Redis for one not landed yet).
+* Input files (uploads, and the API host's input folder) are published to Redis so a worker on
+  another host materialises them in its own input folder on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from nodes.settings import Settings
+from worker import keys
+
+log = logging.getLogger("nodefarm.files")
+
+FILE_TTL_S = 24 * 3600
+MAX_SHIPPED_BYTES = 256 * 1024 * 1024
+
+
+def relpath(subfolder: str, filename: str) -> str:
+    return f"{subfolder.strip('/')}/{filename}" if subfolder else filename
+
+
+def safe_join(root: Path, subfolder: str, filename: str) -> Path | None:
+    """``root/subfolder/filename`` if it stays inside ``root`` (symlinks resolved), else None."""
+    if not filename or "\x00" in filename or "\x00" in subfolder or "\\" in filename:
+        return None
+    if filename.startswith("/") or ".." in Path(filename).parts or os.path.isabs(subfolder):
+        return None
+    base = root.resolve()
+    target = (base / subfolder / filename).resolve()
+    try:
+        target.relative_to(base)
+    except ValueError:
+        return None
+    return target
+
+
+def make_counter(r: redis.Redis):  # type: ignore[no-untyped-def]
+    def counter(kind: str, subfolder: str, filename: str, n: int) -> int:
+        """Reserve ``n`` consecutive counters for ``<filename>_<N>_`` in ``subfolder``; returns the first."""
+        last = int(r.incrby(keys.file_counter(kind, subfolder, filename), n))
+        return last - n + 1
+
+    return counter
+
+
+def make_fetch(r: redis.Redis, settings: Settings):  # type: ignore[no-untyped-def]
+    def fetch(kind: str, subfolder: str, filename: str) -> Path | None:
+        root = settings.directory(kind)
+        if root is None:
+            return None
+        target = safe_join(root, subfolder, filename)
+        if target is None:
+            return None
+        blob = r.get(keys.file_blob(kind, relpath(subfolder, filename)))
+        if blob is None:
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + f".part{os.getpid()}")
+        tmp.write_bytes(blob)
+        os.replace(tmp, target)
+        return target
+
+    return fetch
+
+
+def publish_file(r: redis.Redis, kind: str, subfolder: str, filename: str, data: bytes, ttl: int | None) -> None:
+    pipe = r.pipeline(transaction=False)
+    pipe.set(keys.file_blob(kind, relpath(subfolder, filename)), data, ex=ttl)
+    pipe.xadd(keys.FILES, {"kind": kind, "subfolder": subfolder, "filename": filename}, maxlen=10000, approximate=True)
+    pipe.execute()
+
+
+def ui_files(ui: Any) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    if not isinstance(ui, dict):
+        return out
+    for values in ui.values():
+        if not isinstance(values, (list, tuple)):
+            continue
+        for v in values:
+            if isinstance(v, dict) and isinstance(v.get("filename"), str) and v.get("type") in ("output", "temp"):
+                out.append((v["type"], str(v.get("subfolder") or ""), v["filename"]))
+    return out
+
+
+def ship_ui_files(farm: Any, ui: Any) -> None:
+    """Copy the files a node saved to Redis so the API host(s) can land and serve them."""
+    for kind, subfolder, filename in ui_files(ui):
+        root = farm.settings.directory(kind)
+        path = safe_join(root, subfolder, filename) if root else None
+        if path is None or not path.is_file():
+            log.warning("ui names %s/%s/%s but the file is not on this worker", kind, subfolder, filename)
+            continue
+        if path.stat().st_size > MAX_SHIPPED_BYTES:
+            log.warning("file %s too large to ship through Redis", path)
+            continue
+        publish_file(farm.r, kind, subfolder, filename, path.read_bytes(), FILE_TTL_S)

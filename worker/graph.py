@@ -1,0 +1,87 @@
+"""The prompt graph, pure: links, lazy inputs and which nodes a run must execute.
+
+No redis, celery, flask or torch. A graph is the API-format prompt (``{node_id: {"class_type",
+"inputs"}}``) plus ephemeral nodes from expansion; the facts this module needs about classes
+(which inputs are lazy) arrive as plain data (:class:`NodeFacts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def is_link(value: Any) -> bool:
+    """ComfyUI's link: ``[source_node_id (str), output_index (int or float)]``."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], (int, float))
+        and not isinstance(value[1], bool)
+    )
+
+
+def links(node: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """``(input_name, source_id, socket)`` of every link input, in input order."""
+    return [(name, v[0], int(v[1])) for name, v in node.get("inputs", {}).items() if is_link(v)]
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What the scheduler must know of a node's class: its lazy and rawLink input names."""
+
+    lazy: frozenset[str] = frozenset()
+    raw_link: frozenset[str] = frozenset()
+    output: bool = False
+
+
+@dataclass
+class Needed:
+    """Result of :func:`needed_nodes`: nodes to add and the strong edges between them."""
+
+    nodes: list[str] = field(default_factory=list)
+    deps: dict[str, list[str]] = field(default_factory=dict)
+
+
+def strong_sources(node: Mapping[str, Any], facts: NodeFacts) -> list[str]:
+    """Sources a node must wait for: links on inputs that are neither lazy nor rawLink."""
+    out: list[str] = []
+    for name, src, _ in links(node):
+        if name in facts.lazy or name in facts.raw_link:
+            continue
+        if src not in out:
+            out.append(src)
+    return out
+
+
+def needed_nodes(
+    roots: Iterable[str],
+    graph: Mapping[str, Mapping[str, Any]],
+    facts: Mapping[str, NodeFacts],
+    skip: Iterable[str],
+) -> Needed:
+    """Walk from ``roots`` like ComfyUI's TopologicalSort.add_node.
+
+    A link source is added (with a blocking edge) unless it is in ``skip`` (already cached, done or
+    already scheduled) or the input is lazy. Returns the new nodes in discovery order with their
+    strong dependencies (which may include skipped nodes that are scheduled but not yet done; the
+    caller filters those it knows to be done).
+    """
+    skip_set = set(skip)
+    result = Needed()
+    stack = [r for r in roots]
+    seen: set[str] = set()
+    while stack:
+        nid = stack.pop()
+        if nid in seen or nid in skip_set:
+            continue
+        seen.add(nid)
+        result.nodes.append(nid)
+        deps = strong_sources(graph[nid], facts.get(nid, NodeFacts()))
+        result.deps[nid] = deps
+        for src in deps:
+            if src not in seen and src not in skip_set:
+                stack.append(src)
+    return result

@@ -1,0 +1,123 @@
+"""Worker heartbeats (with devices and VRAM) and the reaper that rescues nodes of dead workers.
+
+Each worker's main process writes ``nf:workers`` (name -> last beat) every ``heartbeat_s`` and its
+devices to ``nf:worker:<name>``. Any worker that sees another silent for 3 periods claims it (ZREM
+wins once) and re-sends the nodes that worker was executing; their attempt counters keep a node
+that kills workers from looping. The Celery message of a dead worker also comes back after the
+visibility timeout; the run state makes that duplicate a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import threading
+import time
+from typing import Any
+
+import redis
+
+from nodes.settings import Settings
+from worker import keys
+from worker.runs import NODE_TASK
+
+log = logging.getLogger("nodefarm.heartbeat")
+
+
+def gpu_devices() -> list[dict[str, Any]]:
+    """Devices visible to this worker, read with nvidia-smi (never initialises CUDA here)."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,name,memory.total,memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    allowed = [v.strip() for v in visible.split(",")] if visible else None
+    devices = []
+    for line in out.strip().splitlines():
+        idx, name, total, free = [p.strip() for p in line.split(",")]
+        if allowed is not None and idx not in allowed:
+            continue
+        mib = 1024 * 1024
+        devices.append({
+            "name": f"cuda:{len(devices)} {name}", "type": "cuda", "index": len(devices),
+            "vram_total": int(float(total)) * mib, "vram_free": int(float(free)) * mib,
+            "torch_vram_total": 0, "torch_vram_free": 0,
+        })
+    return devices
+
+
+def cpu_device() -> dict[str, Any]:
+    total = free = 0
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        total, free = info.get("MemTotal", 0), info.get("MemAvailable", 0)
+    except OSError:
+        pass
+    return {"name": "cpu", "type": "cpu", "index": None, "vram_total": total, "vram_free": free,
+            "torch_vram_total": total, "torch_vram_free": free}
+
+
+def beat(r: redis.Redis, settings: Settings, devices: list[dict[str, Any]]) -> None:
+    now = time.time()
+    info = {"name": settings.worker_name, "host": platform.node(), "pid": os.getpid(), "beat": now, "devices": devices}
+    pipe = r.pipeline(transaction=False)
+    pipe.zadd(keys.WORKERS, {settings.worker_name: now})
+    pipe.set(keys.worker_info(settings.worker_name), json.dumps(info), ex=int(max(10, settings.heartbeat_s * 10)))
+    pipe.execute()
+
+
+def reap(r: redis.Redis, celery: Any, settings: Settings) -> list[str]:
+    """Claim workers silent for 3 heartbeats and re-send the nodes they were running."""
+    deadline = time.time() - 3 * settings.heartbeat_s
+    rescued: list[str] = []
+    for raw in r.zrangebyscore(keys.WORKERS, 0, deadline):
+        name = raw.decode() if isinstance(raw, bytes) else raw
+        if name == settings.worker_name or not r.zrem(keys.WORKERS, name):
+            continue  # ourselves, or another worker claimed it first
+        running = r.hgetall(keys.worker_running(name))
+        r.delete(keys.worker_running(name))
+        for payload in running.values():
+            pid, nid, seq = json.loads(payload)
+            log.warning("worker %s died while running node %s of %s; re-sending it", name, nid, pid)
+            celery.send_task(NODE_TASK, args=[pid, nid, seq], queue=keys.SHARED_QUEUE)
+            rescued.append(f"{pid}/{nid}")
+    return rescued
+
+
+def start(settings: Settings, celery: Any, stop: threading.Event) -> threading.Thread:
+    def loop() -> None:
+        r = redis.Redis.from_url(settings.redis_url)
+        devices = gpu_devices() or ([] if not settings.cpu else [])
+        devices = devices or [cpu_device()]
+        ticks = 0
+        while not stop.is_set():
+            try:
+                if ticks % 15 == 0 and devices and devices[0]["type"] == "cuda":
+                    devices = gpu_devices() or devices
+                elif devices and devices[0]["type"] == "cpu":
+                    devices = [cpu_device()]
+                beat(r, settings, devices)
+                reap(r, celery, settings)
+            except redis.RedisError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            ticks += 1
+            stop.wait(settings.heartbeat_s)
+        try:
+            r.zrem(keys.WORKERS, settings.worker_name)
+            r.delete(keys.worker_info(settings.worker_name))
+        except redis.RedisError:
+            pass
+
+    thread = threading.Thread(target=loop, name="nodefarm-heartbeat", daemon=True)
+    thread.start()
+    return thread
