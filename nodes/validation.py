@@ -1,0 +1,644 @@
+"""Prompt validation at ``POST /prompt`` time: ComfyUI's rules and error shapes (spec §1.3-1.4, §5.2, §5.9).
+
+:func:`validate_prompt` picks the output nodes, validates each output's upstream subtree (memoised per
+node id) and returns a :class:`ValidationResult` carrying ComfyUI's ``error`` / ``node_errors`` JSON.
+Constant inputs are converted (INT/FLOAT/STRING/BOOLEAN, ``{"__value__": ...}`` unwrapped) and
+**written back into the prompt**, as upstream does.
+
+Where the farm deliberately differs from ComfyUI 0.3.64 (all documented behaviour is kept):
+
+* Errors of one node come in declaration order (required, then optional); upstream iterates a set.
+* ``dependent_outputs`` lists exactly the failed outputs whose subtree contains the node (upstream also
+  appends failed outputs validated later that do not depend on it). Outputs are taken in prompt order.
+* The walk is iterative, so a chain of any length validates; a static cycle raises
+  :class:`DependencyCycleError`, reported as ``exception_during_validation`` on the output (upstream
+  recurses until ``RecursionError``). Link types are checked with :func:`nodes.types.types_match`.
+* A link's socket index must lie in ``0 .. len(RETURN_TYPES)-1`` (a float index is used as an int);
+  otherwise an ``IndexError`` goes down the ordinary exception path.
+* Keyword-only parameters of ``VALIDATE_INPUTS`` count as named arguments.
+* **Deferred validation**: when ``VALIDATE_INPUTS`` rejects while at least one argument it received
+  is a linked input (passed as ``None`` at POST time), the rejection is not reported; the node passes
+  and the errors go to :attr:`ValidationResult.deferred_validation`, so the worker re-runs the
+  validator with the real values (:func:`run_custom_validation`) before executing the node. This is
+  what a validator inspecting a linked tensor (the seed's ``RobustNode``) needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections.abc import Callable, Coroutine, Generator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodes.errors import NodefarmNodesError
+from nodes.registry import NodeRegistry
+from nodes.schema import (
+    HIDDEN_KINDS,
+    declared_inputs,
+    hidden_inputs,
+    input_info,
+    input_is_list,
+    input_types,
+    is_output_node,
+    is_v3,
+    return_types,
+)
+from nodes.types import types_match
+
+log = logging.getLogger("nodefarm.validation")
+
+ErrorDict = dict[str, Any]
+# Memo entry of one validated node: (valid, its own errors).
+Verdict = tuple[bool, list[ErrorDict]]
+
+# Modules whose classes are V3 bases: a ``validate_inputs`` defined there is the default, not the node's.
+_V3_BASE_MODULE_PREFIXES = ("comfy_api", "nodes.compat")
+_MAX_LISTED_COMBO = 20
+
+
+class DependencyCycleError(NodefarmNodesError):
+    """The links of the prompt form a cycle (found while validating)."""
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of :func:`validate_prompt`.
+
+    ``ok`` is True when at least one output passed; ``outputs`` are the passing output ids (what
+    ComfyUI calls ``outputs_to_execute``). ``error`` is the 400 body's ``error`` (None when ok).
+    ``node_errors`` may be non-empty even when ok (some outputs failed). ``deferred_validation`` maps
+    node id -> the ``custom_validation_failed`` errors its ``VALIDATE_INPUTS`` returned while it had
+    linked inputs as ``None``; those nodes passed and must be re-validated with real values.
+    """
+
+    ok: bool
+    error: ErrorDict | None
+    outputs: list[str]
+    node_errors: dict[str, Any]
+    deferred_validation: dict[str, list[ErrorDict]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CustomValidator:
+    """A class's custom validator (V1 ``VALIDATE_INPUTS`` or an overridden V3 ``validate_inputs``)."""
+
+    func: Callable[..., Any]
+    arg_names: tuple[str, ...]
+    has_kwargs: bool
+
+    def wants(self, name: str) -> bool:
+        return self.has_kwargs or name in self.arg_names
+
+
+def is_link(value: object) -> bool:
+    """ComfyUI's link: ``[source_node_id (str), output_index (int or float)]``."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int | float)
+    )
+
+
+def custom_validator(cls: type) -> CustomValidator | None:
+    """The validator of ``cls`` with its introspected argument names, or None."""
+    func: Any = None
+    if is_v3(cls):
+        func = _own_attribute(cls, "validate_inputs") or _own_attribute(cls, "VALIDATE_INPUTS")
+    else:
+        func = getattr(cls, "VALIDATE_INPUTS", None)
+    if func is None or not callable(func):
+        return None
+    spec = inspect.getfullargspec(func)
+    return CustomValidator(
+        func=func, arg_names=tuple(spec.args) + tuple(spec.kwonlyargs), has_kwargs=spec.varkw is not None
+    )
+
+
+def _own_attribute(cls: type, name: str) -> Any:
+    """``getattr(cls, name)`` unless it is only the V3 base class' default."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            if (klass.__module__ or "").startswith(_V3_BASE_MODULE_PREFIXES):
+                return None
+            return getattr(cls, name)
+    return None
+
+
+def run_custom_validation(
+    cls: type,
+    input_data: Mapping[str, list[Any]],
+    received_types: Mapping[str, Any] | None = None,
+    run_awaitable: Callable[[Any], Any] | None = None,
+) -> list[ErrorDict]:
+    """Call the class's custom validator like ComfyUI and return its ``custom_validation_failed`` errors.
+
+    ``input_data`` is ``{input_name: [values...]}`` (every input as a list, hidden inputs included);
+    the validator gets only the names it declares (all with ``**kwargs``), plus ``input_types`` =
+    ``received_types`` when it names it, list-mapped unless the class has ``INPUT_IS_LIST``. The
+    worker calls this with real values for the nodes of ``deferred_validation``.
+    """
+    validator = custom_validator(cls)
+    if validator is None:
+        return []
+    filtered = {k: list(v) for k, v in input_data.items() if validator.wants(k)}
+    return _call_validator(cls, validator, filtered, dict(received_types or {}), run_awaitable or _run_fresh)
+
+
+def _call_validator(
+    cls: type,
+    validator: CustomValidator,
+    filtered: dict[str, list[Any]],
+    received_types: dict[str, Any],
+    run_awaitable: Callable[[Any], Any],
+) -> list[ErrorDict]:
+    if "input_types" in validator.arg_names:
+        filtered["input_types"] = [received_types]
+    results: list[Any] = []
+    for kwargs in _map_over_lists(filtered, input_is_list(cls)):
+        result = validator.func(**kwargs)
+        if inspect.isawaitable(result):
+            result = run_awaitable(result)
+        results.append(result)
+    errors: list[ErrorDict] = []
+    for name in filtered:
+        for result in results:
+            if result is True or type(result).__name__ == "ExecutionBlocker":
+                continue
+            details = name if result is False else f"{name} - {result}"
+            errors.append(
+                {
+                    "type": "custom_validation_failed",
+                    "message": "Custom validation failed for node",
+                    "details": details,
+                    "extra_info": {"input_name": name},
+                }
+            )
+    return errors
+
+
+def _map_over_lists(data: dict[str, list[Any]], whole_lists: bool) -> list[dict[str, Any]]:
+    """ComfyUI's list mapping: one call per index, shorter lists repeat their last element."""
+    if whole_lists:
+        return [dict(data)]
+    if not data:
+        return [{}]
+    count = max(len(v) for v in data.values())
+    return [
+        {k: (v[i] if i < len(v) else (v[-1] if v else None)) for k, v in data.items()} for i in range(count)
+    ]
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _run_fresh(awaitable: Any) -> Any:
+    """Run an awaitable to completion on a fresh event loop (in a helper thread if one is running here)."""
+    coro = _await(awaitable)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+class _AwaitRunner:
+    """One event loop reused for every async validator of one :func:`validate_prompt` call."""
+
+    def __init__(self) -> None:
+        self._runner: asyncio.Runner | None = None
+
+    def run(self, awaitable: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return _run_fresh(awaitable)
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        coro: Coroutine[Any, Any, Any] = _await(awaitable)
+        return self._runner.run(coro)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+
+def _full_type_name(exc: BaseException) -> str:
+    klass = type(exc)
+    module = klass.__module__
+    if module in (None, "builtins"):
+        return klass.__qualname__
+    return f"{module}.{klass.__qualname__}"
+
+
+def _graph_error(type_: str, message: str, details: str) -> ErrorDict:
+    return {"type": type_, "message": message, "details": details, "extra_info": {}}
+
+
+def _failure(error: ErrorDict, node_errors: dict[str, Any] | None = None) -> ValidationResult:
+    return ValidationResult(ok=False, error=error, outputs=[], node_errors=node_errors or {})
+
+
+def _socket(src_id: str, src_class: str, idx: Any, outputs: tuple[Any, ...]) -> int:
+    if isinstance(idx, float) and idx.is_integer():
+        idx = int(idx)
+    if not isinstance(idx, int):
+        raise TypeError(f"output index of a link to node '{src_id}' must be an integer, got {idx!r}")
+    if not 0 <= idx < len(outputs):
+        raise IndexError(
+            f"output index {idx} of node '{src_id}' ({src_class}) is out of range: it has {len(outputs)} outputs"
+        )
+    return idx
+
+
+class _Validator:
+    """State of one validate_prompt call: the memo, the walk, deferred rejections."""
+
+    def __init__(self, prompt: dict[str, Any], registry: NodeRegistry) -> None:
+        self.prompt = prompt
+        self.registry = registry
+        self.validated: dict[str, Verdict] = {}
+        self.deps: dict[str, list[str]] = {}
+        self.deferred: dict[str, list[ErrorDict]] = {}
+        self.in_progress: set[str] = set()
+        self.awaits = _AwaitRunner()
+
+    # ---- the walk: generators instead of recursion, so depth is unbounded -----------------------
+
+    def run(self, root: str) -> Verdict:
+        stack: list[Generator[str, Verdict | None, Verdict]] = [self._validate(root)]
+        send: Verdict | None = None
+        pending_exc: BaseException | None = None
+        result: Verdict = (False, [])
+        while stack:
+            gen = stack[-1]
+            try:
+                if pending_exc is not None:
+                    exc, pending_exc = pending_exc, None
+                    child = gen.throw(exc)
+                else:
+                    child = gen.send(send)
+            except StopIteration as stop:
+                stack.pop()
+                send = result = stop.value
+                continue
+            except Exception as exc:
+                stack.pop()
+                if not stack:
+                    raise
+                pending_exc = exc
+                continue
+            stack.append(self._validate(child))
+            send = None
+        return result
+
+    def _validate(self, node_id: str) -> Generator[str, Verdict | None, Verdict]:
+        if node_id in self.validated:
+            return self.validated[node_id]
+        if node_id in self.in_progress:
+            raise DependencyCycleError(f"Dependency cycle detected at node '{node_id}'")
+        self.in_progress.add(node_id)
+        try:
+            verdict = yield from self._check(node_id)
+        finally:
+            self.in_progress.discard(node_id)
+        self.validated[node_id] = verdict
+        return verdict
+
+    # ---- one node --------------------------------------------------------------------------------
+
+    def _class_of(self, node_id: str) -> type:
+        class_type = self.prompt[node_id]["class_type"]
+        cls = self.registry.get(class_type)
+        if cls is None:
+            raise KeyError(class_type)
+        return cls
+
+    def _check(self, node_id: str) -> Generator[str, Verdict | None, Verdict]:
+        node = self.prompt[node_id]
+        inputs = node.get("inputs")
+        if inputs is None:
+            inputs = {}
+        if not isinstance(inputs, dict):
+            raise TypeError(f"inputs of node '{node_id}' must be an object")
+        cls = self._class_of(node_id)
+        types = input_types(cls)
+        validator = custom_validator(cls)
+        errors: list[ErrorDict] = []
+        valid = True
+        received_types: dict[str, Any] = {}
+        deps = self.deps.setdefault(node_id, [])
+        skip_type_check = validator is not None and "input_types" in validator.arg_names
+
+        for name in declared_inputs(cls, types):
+            info = input_info(cls, name, types)
+            assert info is not None
+            input_type, section, options = info
+            input_config = [input_type, options]
+            if name not in inputs:
+                if section == "required":
+                    errors.append(
+                        {
+                            "type": "required_input_missing",
+                            "message": "Required input is missing",
+                            "details": f"{name}",
+                            "extra_info": {"input_name": name},
+                        }
+                    )
+                continue
+            value = inputs[name]
+
+            if isinstance(value, list):
+                if len(value) != 2:
+                    errors.append(
+                        {
+                            "type": "bad_linked_input",
+                            "message": "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+                            "details": f"{name}",
+                            "extra_info": {
+                                "input_name": name,
+                                "input_config": input_config,
+                                "received_value": value,
+                            },
+                        }
+                    )
+                    continue
+                src_id = value[0]
+                src_class = self.prompt[src_id]["class_type"]
+                outputs = return_types(self._class_of(src_id))
+                received = outputs[_socket(src_id, src_class, value[1], outputs)]
+                received_types[name] = received
+                if not skip_type_check and not types_match(received, input_type):
+                    errors.append(
+                        {
+                            "type": "return_type_mismatch",
+                            "message": "Return type mismatch between linked nodes",
+                            "details": f"{name}, received_type({received}) mismatch input_type({input_type})",
+                            "extra_info": {
+                                "input_name": name,
+                                "input_config": input_config,
+                                "received_type": received,
+                                "linked_node": value,
+                            },
+                        }
+                    )
+                    continue
+                if src_id not in deps:
+                    deps.append(src_id)
+                try:
+                    verdict = yield src_id
+                    assert verdict is not None
+                    if verdict[0] is False:
+                        valid = False
+                except DependencyCycleError:
+                    raise
+                except Exception as exc:
+                    valid = False
+                    self.validated[src_id] = (
+                        False,
+                        [
+                            {
+                                "type": "exception_during_inner_validation",
+                                "message": "Exception when validating inner node",
+                                "details": str(exc),
+                                "extra_info": {
+                                    "input_name": name,
+                                    "input_config": input_config,
+                                    "exception_message": str(exc),
+                                    "exception_type": _full_type_name(exc),
+                                    "traceback": traceback.format_tb(exc.__traceback__),
+                                    "linked_node": value,
+                                },
+                            }
+                        ],
+                    )
+                continue
+
+            error = self._check_constant(inputs, name, value, input_type, input_config, options, validator)
+            if error is not None:
+                errors.append(error)
+
+        if validator is not None and (validator.arg_names or validator.has_kwargs):
+            data, linked = self._input_data(node_id, cls, types, inputs)
+            filtered = {k: v for k, v in data.items() if validator.wants(k)}
+            custom = _call_validator(cls, validator, filtered, received_types, self.awaits.run)
+            if custom:
+                if any(k in linked for k in filtered):
+                    self.deferred[node_id] = custom
+                else:
+                    errors.extend(custom)
+
+        if errors or not valid:
+            return (False, errors)
+        return (True, [])
+
+    def _check_constant(
+        self,
+        inputs: dict[str, Any],
+        name: str,
+        value: Any,
+        input_type: Any,
+        input_config: list[Any],
+        options: dict[str, Any],
+        validator: CustomValidator | None,
+    ) -> ErrorDict | None:
+        try:
+            if isinstance(value, dict) and "__value__" in value:
+                value = value["__value__"]
+                inputs[name] = value
+            if input_type == "INT":
+                value = int(value)
+                inputs[name] = value
+            elif input_type == "FLOAT":
+                value = float(value)
+                inputs[name] = value
+            elif input_type == "STRING":
+                value = str(value)
+                inputs[name] = value
+            elif input_type == "BOOLEAN":
+                value = bool(value)
+                inputs[name] = value
+        except Exception as exc:
+            return {
+                "type": "invalid_input_type",
+                "message": f"Failed to convert an input value to a {input_type} value",
+                "details": f"{name}, {value}, {exc}",
+                "extra_info": {
+                    "input_name": name,
+                    "input_config": input_config,
+                    "received_value": value,
+                    "exception_message": str(exc),
+                },
+            }
+        if validator is not None and validator.wants(name):
+            return None
+        if "min" in options and value < options["min"]:
+            return {
+                "type": "value_smaller_than_min",
+                "message": f"Value {value} smaller than min of {options['min']}",
+                "details": f"{name}",
+                "extra_info": {"input_name": name, "input_config": input_config, "received_value": value},
+            }
+        if "max" in options and value > options["max"]:
+            return {
+                "type": "value_bigger_than_max",
+                "message": f"Value {value} bigger than max of {options['max']}",
+                "details": f"{name}",
+                "extra_info": {"input_name": name, "input_config": input_config, "received_value": value},
+            }
+        if isinstance(input_type, list) and value not in input_type:
+            config: list[Any] | None = input_config
+            if len(input_type) > _MAX_LISTED_COMBO:
+                listed = f"(list of length {len(input_type)})"
+                config = None
+            else:
+                listed = str(input_type)
+            return {
+                "type": "value_not_in_list",
+                "message": "Value not in list",
+                "details": f"{name}: '{value}' not in {listed}",
+                "extra_info": {"input_name": name, "input_config": config, "received_value": value},
+            }
+        return None
+
+    def _input_data(
+        self, node_id: str, cls: type, types: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, list[Any]], set[str]]:
+        """ComfyUI's ``get_input_data`` without results: links are ``[None]`` (rawLink ones the link)."""
+        data: dict[str, list[Any]] = {}
+        linked: set[str] = set()
+        for name, value in inputs.items():
+            info = input_info(cls, name, types)
+            raw_link = info is not None and bool(info[2].get("rawLink", False))
+            if is_link(value) and not raw_link:
+                data[name] = [None]
+                linked.add(name)
+            elif info is not None:
+                data[name] = [value]
+        if not is_v3(cls):  # V3 nodes get hidden values as cls.hidden, not as arguments
+            hidden_values: dict[str, Any] = {"PROMPT": {}, "UNIQUE_ID": node_id}
+            for name, kind in hidden_inputs(cls, types).items():
+                if kind in HIDDEN_KINDS:
+                    data[name] = [hidden_values.get(kind)]
+        return data, linked
+
+
+def _closure(root: str, deps: Mapping[str, list[str]]) -> set[str]:
+    seen = {root}
+    stack = [root]
+    while stack:
+        for src in deps.get(stack.pop(), ()):
+            if src not in seen:
+                seen.add(src)
+                stack.append(src)
+    return seen
+
+
+def validate_prompt(
+    prompt: dict[str, Any],
+    registry: NodeRegistry,
+    partial_execution_targets: list[str] | None = None,
+) -> ValidationResult:
+    """Validate an API-format prompt like ComfyUI's ``execution.validate_prompt`` (see module doc).
+
+    Mutates ``prompt``: converted constants and unwrapped ``__value__`` lists are written back.
+    """
+    if not isinstance(prompt, dict):
+        return _failure(
+            _graph_error("invalid_prompt", "Cannot execute because the prompt is not an object.", "")
+        )
+    targets = None if partial_execution_targets is None else set(partial_execution_targets)
+    outputs: list[str] = []
+    for node_id, node in prompt.items():
+        if not isinstance(node, dict) or "class_type" not in node:
+            return _failure(
+                _graph_error(
+                    "invalid_prompt",
+                    "Cannot execute because a node is missing the class_type property.",
+                    f"Node ID '#{node_id}'",
+                )
+            )
+        class_type = node["class_type"]
+        cls = registry.get(class_type) if isinstance(class_type, str) else None
+        if cls is None:
+            return _failure(
+                _graph_error(
+                    "invalid_prompt",
+                    f"Cannot execute because node {class_type} does not exist.",
+                    f"Node ID '#{node_id}'",
+                )
+            )
+        if is_output_node(cls) and (targets is None or node_id in targets):
+            outputs.append(node_id)
+    if not outputs:
+        return _failure(_graph_error("prompt_no_outputs", "Prompt has no outputs", ""))
+
+    validator = _Validator(prompt, registry)
+    good: list[str] = []
+    failed: list[tuple[str, list[ErrorDict]]] = []
+    node_errors: dict[str, Any] = {}
+    try:
+        for output in outputs:
+            try:
+                ok, reasons = validator.run(output)
+            except Exception as exc:
+                ok = False
+                reasons = [
+                    {
+                        "type": "exception_during_validation",
+                        "message": "Exception when validating node",
+                        "details": str(exc),
+                        "extra_info": {
+                            "exception_type": _full_type_name(exc),
+                            "traceback": traceback.format_tb(exc.__traceback__),
+                        },
+                    }
+                ]
+                validator.validated[output] = (False, reasons)
+            if ok:
+                good.append(output)
+                continue
+            log.warning("Failed to validate prompt for output %s", output)
+            failed.append((output, reasons))
+            subtree = _closure(output, validator.deps)
+            for node_id, (node_ok, node_reasons) in validator.validated.items():
+                # Nodes invalid only because something upstream is invalid have no reasons: no entry.
+                if node_id not in subtree or node_ok or not node_reasons:
+                    continue
+                entry = node_errors.get(node_id)
+                if entry is None:
+                    entry = node_errors[node_id] = {
+                        "errors": node_reasons,
+                        "dependent_outputs": [],
+                        "class_type": prompt[node_id]["class_type"],
+                    }
+                    for reason in node_reasons:
+                        log.warning(
+                            "* %s %s: %s: %s",
+                            prompt[node_id]["class_type"],
+                            node_id,
+                            reason["message"],
+                            reason["details"],
+                        )
+                entry["dependent_outputs"].append(output)
+    finally:
+        validator.awaits.close()
+
+    if not good:
+        details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failed for e in reasons)
+        error = _graph_error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
+        result = _failure(error, node_errors)
+        result.deferred_validation = validator.deferred
+        return result
+    return ValidationResult(
+        ok=True, error=None, outputs=good, node_errors=node_errors, deferred_validation=validator.deferred
+    )
