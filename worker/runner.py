@@ -83,8 +83,8 @@ def _execute(farm: Farm, st: dict, pid: str, nid: str, seq: int) -> None:
     display = state.display_id(st, nid)
 
     if nid not in st.get("resolve", {}):
-        hit = farm.store.local(key) is not None or bool(farm.store.exists([key]))
-        if hit:
+        # The shared record decides (cache modes evict it); local memory only speeds up reading values.
+        if farm.store.exists([key]):
             ui = farm.store.get_ui([key]).get(key)
             if ui:
                 _emit(farm, st, [("executed", {"node": nid, "display_node": display, "output": ui, "prompt_id": pid})])

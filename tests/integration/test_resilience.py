@@ -1,0 +1,68 @@
+"""No lost runs when a worker dies; a node that keeps killing workers fails clearly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.farm import Farm, WsClient
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def fresh_farm(tmp_path: Path) -> Iterator[Farm]:
+    f = Farm(tmp_path, workers=2)
+    yield f
+    f.stop()
+
+
+def test_sigkilled_worker_mid_node_another_worker_finishes_the_run(fresh_farm: Farm) -> None:
+    farm = fresh_farm
+    prompt = {
+        "1": {"class_type": "TestSlowValue", "inputs": {"value": 3.5, "seconds": 4.0, "tag": "victim"}},
+        "2": {"class_type": "MathOperation", "inputs": {"a": ["1", 0], "b": 2.0, "operation": "multiply"}},
+        "3": {"class_type": "TestFloatOutput", "inputs": {"value": ["2", 0]}},
+    }
+    ws = WsClient(farm.url)
+    pid = farm.submit(prompt, client_id=ws.client_id)
+    mark = farm.marks / "victim"
+    deadline = time.time() + 30
+    while not mark.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    victim = mark.read_text().split()[0]  # "w0@test" or "w1@test"
+    farm.kill(victim.split("@")[0])  # SIGKILL the whole worker (main process and its pool child)
+    messages = ws.until_done(pid, timeout=60)
+    ws.close()
+    entry = farm.wait(pid)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert entry["outputs"]["3"] == {"text": ["7.0"]}
+    starts = mark.read_text().split("\n")
+    runners = [line.split()[0] for line in starts if line]
+    assert runners[0] == victim and runners[-1] != victim  # the other worker ran the node again
+    assert "execution_error" not in [m["type"] for m in messages]
+
+
+def test_node_that_kills_its_worker_fails_the_run_after_few_attempts(fresh_farm: Farm) -> None:
+    farm = fresh_farm
+    prompt = {
+        "1": {"class_type": "TestKillWorker", "inputs": {"value": 1.0}},
+        "2": {"class_type": "TestFloatOutput", "inputs": {"value": ["1", 0]}},
+    }
+    ws = WsClient(farm.url)
+    pid = farm.submit(prompt, client_id=ws.client_id)
+    messages = ws.until_done(pid, timeout=90)
+    ws.close()
+    error = next(m["data"] for m in messages if m["type"] == "execution_error")
+    assert error["exception_type"] == "nodefarm.WorkerLost"
+    assert "TestKillWorker" in error["exception_message"] and error["node_id"] == "1"
+    attempts = (farm.marks / "killer").read_text().split()
+    assert len(attempts) == 2  # NODEFARM_MAX_NODE_ATTEMPTS default
+    assert farm.wait(pid)["status"]["status_str"] == "error"
+    # the farm still works afterwards
+    ok = farm.run({"1": {"class_type": "TestFloatOutput", "inputs": {"value": ["2", 0]}},
+                   "2": {"class_type": "PrimitiveFloat", "inputs": {"value": 4.25}}})
+    assert ok["outputs"]["1"] == {"text": ["4.25"]}
