@@ -148,8 +148,12 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
                     if not ev["to"]:
                         continue
                     payload = frame(ev["type"], ev["data"])
+                    legacy = None
+                    if ev["type"] == events.PREVIEW_IMAGE_WITH_METADATA:
+                        legacy = frame(events.PREVIEW_IMAGE, events.legacy_preview(ev["data"]))
                     for ws in hub.targets(ev["to"]):
-                        hub.send(ws, payload)
+                        flagged = bool(hub.flags.get(id(ws), {}).get("supports_preview_metadata"))
+                        hub.send(ws, legacy if legacy is not None and not flagged else payload)
                     room = None if ev["to"] == "*" else ev["to"]
                     try:
                         socketio.emit(str(ev["type"]), ev["data"], to=room)

@@ -61,7 +61,7 @@ class _Encoder:
                 raise NotSerializable("dict with non-string keys")
             return {"d": {k: self.enc(x) for k, x in v.items()}}
         if isinstance(v, self.blocker):
-            return {"b": v.message}
+            return {"b": getattr(v, "message", None)}
         raise NotSerializable(f"cannot serialize {type(v).__module__}.{type(v).__qualname__}")
 
 

@@ -65,10 +65,45 @@ def decode_entry(fields: dict) -> dict:
     if etype.isdigit():
         data = raw if isinstance(raw, bytes) else str(raw).encode()
     else:
-        data = json.loads(raw)
+        data = json.loads(raw or "null")
     return {
         "pid": s(fields.get(b"pid", fields.get("pid", ""))),
         "to": s(fields.get(b"to", fields.get("to", ""))),
         "type": int(etype) if etype.isdigit() else etype,
         "data": data,
     }
+
+
+PREVIEW_IMAGE = 1
+UNENCODED_PREVIEW_IMAGE = 2
+PREVIEW_IMAGE_WITH_METADATA = 4
+
+
+def preview_payload(image: Any, fmt: str, max_size: int | None, meta: dict) -> bytes:
+    """Event-4 payload (spec 4.4): BE metadata length + JSON metadata + encoded image.
+
+    ``image`` is a PIL image; it is shrunk to fit ``max_size`` and encoded as JPEG or PNG.
+    """
+    import io
+    import struct
+
+    from PIL import ImageOps
+
+    if max_size:
+        image = ImageOps.contain(image, (max_size, max_size))
+    buf = io.BytesIO()
+    png = str(fmt).upper() == "PNG"
+    image.save(buf, format="PNG" if png else "JPEG", quality=95)
+    meta = {**meta, "image_type": "image/png" if png else "image/jpeg"}
+    blob = json.dumps(meta).encode()
+    return struct.pack(">I", len(blob)) + blob + buf.getvalue()
+
+
+def legacy_preview(payload: bytes) -> bytes:
+    """An event-4 payload as the event-1 payload unflagged clients get: BE image type + image."""
+    import struct
+
+    (n,) = struct.unpack(">I", payload[:4])
+    meta = json.loads(payload[4 : 4 + n])
+    kind = 2 if meta.get("image_type") == "image/png" else 1
+    return struct.pack(">I", kind) + payload[4 + n :]

@@ -41,7 +41,7 @@ def gpu_devices() -> list[dict[str, Any]]:
         return []
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     allowed = [v.strip() for v in visible.split(",")] if visible else None
-    devices = []
+    devices: list[dict[str, Any]] = []
     for line in out.strip().splitlines():
         idx, name, total, free = [p.strip() for p in line.split(",")]
         if allowed is not None and idx not in allowed:

@@ -54,8 +54,23 @@ def install_hooks(farm: Farm) -> None:
 
     model_management.configure(farm.settings.cpu)
 
+    def make_preview(image: tuple, node: str) -> tuple[int, bytes]:
+        st = farm.current.get("st") or {"pid": farm.current.get("pid"), "eph": {}}
+        meta = {
+            "node_id": node,
+            "prompt_id": st["pid"],
+            "display_node_id": state.display_id(st, node),
+            "parent_node_id": state.parent_id(st, node),
+            "real_node_id": state.real_id(st, node),
+        }
+        fmt, pil, max_size = (list(image) + [None, None, None])[:3]
+        return events.PREVIEW_IMAGE_WITH_METADATA, events.preview_payload(pil, fmt, max_size, meta)
+
+
     def sink(event: str | int, data: Any, sid: str | None) -> None:
         pid = farm.current.get("pid")
+        if event == events.UNENCODED_PREVIEW_IMAGE and isinstance(data, (tuple, list)):
+            event, data = make_preview(tuple(data), farm.current.get("nid") or "")
         pipe = farm.r.pipeline(transaction=False)
         events.add(pipe, pid, None, event, data, to=sid or "*")
         pipe.execute()
@@ -87,6 +102,9 @@ def install_hooks(farm: Farm) -> None:
         client = st.get("client_id")
         events.add(pipe, st["pid"], client, "progress", {"value": value, "max": total, "prompt_id": st["pid"], "node": node})
         events.add(pipe, st["pid"], client, "progress_state", state.progress_state(st, {node: (value, total)}))
+        if preview is not None and isinstance(preview, (tuple, list)) and len(preview) >= 2:
+            kind, payload = make_preview(tuple(preview), node)
+            events.add(pipe, st["pid"], client, kind, payload)
         pipe.execute()
 
     utils.set_progress_bar_global_hook(progress)

@@ -343,12 +343,29 @@ def _trim_history(farm: Farm) -> None:
 
 
 def interrupt(farm: Farm, pid: str | None) -> list[str]:
-    """Flag running runs as interrupted (one, or all when ``pid`` is None). Returns the flagged ids."""
+    """Interrupt running runs (one, or all when ``pid`` is None; a pid not running is a no-op).
+
+    The flag reaches the worker executing a node of the run (its ProgressBar and
+    throw_exception_if_processing_interrupted raise there); a run with no node executing right now
+    ends at once, so its queued nodes never start.
+    """
     running = [_s(p) for p in farm.r.zrange(keys.RUNNING, 0, -1)]
     targets = running if pid is None else [p for p in running if p == pid]
+    busy = executing_runs(farm.r)
     for p in targets:
         farm.r.set(keys.run_cancel(p), "1", ex=3600)
+        if p not in busy:
+            transact(farm, p, lambda s: state.interrupted(s, None, now_ms()))
     return targets
+
+
+def executing_runs(r: redis.Redis) -> set[str]:
+    """Runs that some live worker is executing a node of right now."""
+    out: set[str] = set()
+    for name in r.zrange(keys.WORKERS, 0, -1):
+        for field in r.hkeys(keys.worker_running(_s(name))):
+            out.add(_s(field).split(" ", 1)[0])
+    return out
 
 
 def is_cancelled(r: redis.Redis, pid: str) -> bool:
