@@ -1,0 +1,19 @@
+# The one image of the farm: `nodefarm api` and `nodefarm worker` (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# torch first, in its own layer: it is by far the largest dependency and changes least.
+# CPU-only image: --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=
+RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION}"
+
+WORKDIR /app
+COPY . /app
+RUN pip install -e /app
+
+EXPOSE 8188
+CMD ["nodefarm", "api", "--host", "0.0.0.0", "--port", "8188"]

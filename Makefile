@@ -1,0 +1,74 @@
+# nodefarm: `make up` runs a farm on this host, `make test` runs lint, types and every test tier.
+# Works on a fresh clone, non-interactively (CI=true, no stdin).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Redone when pyproject.toml changes.
+STAMP := $(VENV)/.nodefarm-installed
+TORCH_VERSION ?= 2.13.0
+# e.g. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu for a CPU-only machine
+TORCH_INDEX_URL ?=
+CHROMIUM := /usr/bin/chromium
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv up test lint chromium redis-check bench clean distclean
+
+help:
+	@echo "make up      run Redis, the API and workers on http://127.0.0.1:8188/ (ARGS='--workers 4 --listen')"
+	@echo "make test    ruff, mypy and every test (unit, integration, e2e)"
+	@echo "make bench   print the benchmark tables"
+	@echo "make lint | venv | chromium | redis-check | clean | distclean"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==$(TORCH_VERSION) </dev/null
+	$(BIN)/python -m pip install -e '.[test]' </dev/null
+	@touch $@
+
+up: venv
+	$(BIN)/nodefarm up $(ARGS)
+
+test: venv chromium redis-check
+	$(BIN)/ruff check api worker nodes tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check api worker nodes tests bench
+	$(BIN)/mypy
+
+chromium:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	echo "chromium: $(CHROMIUM) is missing; installing it with apt-get"; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi; \
+	{ $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q \
+	  && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } </dev/null || true; \
+	if [ ! -x $(CHROMIUM) ]; then \
+	  echo "error: $(CHROMIUM) is still missing. The e2e tests drive a real headless Chromium." >&2; \
+	  echo "       Install it (Debian: sudo apt-get install chromium) and run make test again." >&2; \
+	  exit 1; \
+	fi
+
+redis-check:
+	@command -v redis-server >/dev/null || { \
+	  echo "error: redis-server not found on PATH. The integration tests and 'nodefarm up' start private Redis servers." >&2; \
+	  echo "       Install it: sudo apt-get install redis-server (Debian/Ubuntu) or brew install redis (macOS)." >&2; \
+	  exit 1; }
+
+bench: venv redis-check
+	$(BIN)/python bench/chain.py
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info bench/results tests/screenshots
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

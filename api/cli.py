@@ -1,0 +1,208 @@
+"""The ``nodefarm`` command: ``up`` (a drop-in for ComfyUI's ``python main.py``), ``api``, ``worker``, ``submit``.
+
+``nodefarm up`` accepts ComfyUI's command-line flags, turns the ones nodefarm understands into
+``NODEFARM_*`` variables (see :mod:`nodes.settings`) for its children and warns about the rest.
+Process supervision lives in :mod:`api.supervisor`, the submit client in :mod:`api.submit`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from api import submit, supervisor
+from nodes.settings import Settings
+
+DEFAULT_LISTEN = "127.0.0.1"
+BARE_LISTEN = "0.0.0.0"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nodefarm", description="A render farm for ComfyUI workflows.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser(
+        "up",
+        help="run Redis, the API and N workers in the foreground (ComfyUI's `python main.py`)",
+        description="Start a whole farm on this host. Accepts ComfyUI's flags; unsupported ones are ignored with a warning.",
+    )
+    up.add_argument("--listen", nargs="?", const=BARE_LISTEN, default=DEFAULT_LISTEN, metavar="IP",
+                    help=f"address to listen on (default {DEFAULT_LISTEN}; bare --listen: {BARE_LISTEN})")
+    up.add_argument("--port", type=int, default=8188, help="API port (default 8188)")
+    up.add_argument("--output-directory", metavar="DIR", help="where saved images go")
+    up.add_argument("--input-directory", metavar="DIR", help="where uploaded inputs go")
+    up.add_argument("--temp-directory", metavar="DIR", help="previews go to DIR/temp, as in ComfyUI")
+    up.add_argument("--user-directory", metavar="DIR", help="user settings and workflows")
+    up.add_argument("--base-directory", metavar="DIR", help="root of models/, custom_nodes/, input/, output/, ...")
+    up.add_argument("--extra-model-paths-config", nargs="+", action="append", default=[], metavar="FILE",
+                    help="extra_model_paths.yaml file(s); repeatable")
+    up.add_argument("--cpu", action="store_true", help="run every node on the CPU")
+    cache = up.add_mutually_exclusive_group()
+    cache.add_argument("--cache-classic", action="store_true", help="ComfyUI's classic per-prompt cache")
+    cache.add_argument("--cache-lru", type=int, metavar="N", help="LRU cache of N node results")
+    cache.add_argument("--cache-none", action="store_true", help="no caching: every node runs every time")
+    up.add_argument("--disable-metadata", action="store_true", help="no prompt/workflow in saved PNGs")
+    up.add_argument("--max-upload-size", type=float, metavar="MB", help="upload limit in MB (default 100)")
+    up.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes on this host (default 2)")
+    up.add_argument("--redis-url", metavar="URL",
+                    help="use this Redis instead of starting private ones (default: NODEFARM_REDIS_URL)")
+    up.set_defaults(handler=cmd_up)
+
+    api = sub.add_parser("api", help="run the HTTP API in the foreground")
+    api.add_argument("--host", help="listen address (default NODEFARM_HOST or 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default NODEFARM_PORT or 8188)")
+    api.set_defaults(handler=cmd_api)
+
+    worker = sub.add_parser("worker", help="run one Celery worker joined to an existing Redis")
+    worker.add_argument("--redis-url", metavar="URL", help="broker/state Redis (default NODEFARM_REDIS_URL)")
+    worker.add_argument("--result-redis-url", metavar="URL",
+                        help="result store Redis (default NODEFARM_RESULT_REDIS_URL, else --redis-url)")
+    worker.add_argument("--queues", metavar="A,B", help="comma-separated queues to consume (default: all shared)")
+    worker.add_argument("--concurrency", type=int, default=1, metavar="N", help="pool size (default 1)")
+    worker.add_argument("--pool", choices=("prefork", "solo", "threads"), default="prefork",
+                        help="Celery pool (default prefork)")
+    worker.add_argument("--name", help="worker name, e.g. gpu0@%%h (default NODEFARM_WORKER_NAME or w<pid>@<host>)")
+    worker.set_defaults(handler=cmd_worker)
+
+    sub_submit = sub.add_parser("submit", help="submit an API-format workflow and optionally wait for it")
+    submit.add_arguments(sub_submit)
+    sub_submit.set_defaults(handler=cmd_submit)
+    return parser
+
+
+def listen_host(value: str) -> tuple[str, str | None]:
+    """ComfyUI's --listen value -> (the one address we bind, a warning or None)."""
+    addresses = [a.strip() for a in value.split(",") if a.strip()]
+    if not addresses:
+        return BARE_LISTEN, None
+    if len(addresses) > 1:
+        return addresses[0], f"--listen {value}: nodefarm listens on one address; using {addresses[0]}"
+    return addresses[0], None
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def up_env(ns: argparse.Namespace) -> dict[str, str]:
+    """The NODEFARM_* variables that carry ``nodefarm up``'s ComfyUI flags to the API and the workers."""
+    env: dict[str, str] = {"NODEFARM_HOST": listen_host(ns.listen)[0], "NODEFARM_PORT": str(ns.port)}
+    folders = {
+        "NODEFARM_BASE_DIR": ns.base_directory,
+        "NODEFARM_OUTPUT_DIR": ns.output_directory,
+        "NODEFARM_INPUT_DIR": ns.input_directory,
+        "NODEFARM_USER_DIR": ns.user_directory,
+        # ComfyUI keeps its temp files in a "temp" folder inside --temp-directory.
+        "NODEFARM_TEMP_DIR": ns.temp_directory and os.path.join(ns.temp_directory, "temp"),
+    }
+    env.update({var: _absolute(path) for var, path in folders.items() if path})
+    extra = [_absolute(f) for group in ns.extra_model_paths_config for f in group]
+    if extra:
+        env["NODEFARM_EXTRA_MODEL_PATHS"] = os.pathsep.join(extra)
+    if ns.cpu:
+        env["NODEFARM_CPU"] = "1"
+    if ns.cache_classic:
+        env["NODEFARM_CACHE"] = "classic"
+    elif ns.cache_none:
+        env["NODEFARM_CACHE"] = "none"
+    elif ns.cache_lru is not None:
+        env["NODEFARM_CACHE"], env["NODEFARM_CACHE_LRU"] = "lru", str(ns.cache_lru)
+    if ns.disable_metadata:
+        env["NODEFARM_DISABLE_METADATA"] = "1"
+    if ns.max_upload_size is not None:
+        env["NODEFARM_MAX_UPLOAD_MB"] = str(max(1, math.ceil(ns.max_upload_size)))
+    return env
+
+
+def ignored_flags_warning(extras: Sequence[str]) -> str | None:
+    """The warning line for ComfyUI flags that ``nodefarm up`` does not support, or None."""
+    if not extras:
+        return None
+    flags = [arg.split("=", 1)[0] for arg in extras if arg.startswith("-")]
+    named = ", ".join(flags) if flags else "none"
+    return f"nodefarm up: ignoring ComfyUI flags that nodefarm does not support: {named} (dropped: {' '.join(extras)})"
+
+
+def cmd_up(ns: argparse.Namespace) -> int:
+    warning = ignored_flags_warning(ns.extras)
+    if warning:
+        print(warning, file=sys.stderr)
+    listen_warning = listen_host(ns.listen)[1]
+    if listen_warning:
+        print(f"nodefarm up: {listen_warning}", file=sys.stderr)
+    if ns.workers < 0:
+        print("nodefarm up: --workers must be 0 or more", file=sys.stderr)
+        return 2
+    env = up_env(ns)
+    plan = supervisor.FarmPlan(
+        env=env,
+        host=env["NODEFARM_HOST"],
+        port=ns.port,
+        workers=ns.workers,
+        redis_url=ns.redis_url or os.environ.get("NODEFARM_REDIS_URL") or None,
+        gpus=() if ns.cpu else supervisor.cuda_devices(),
+    )
+    return supervisor.run_farm(plan)
+
+
+def cmd_api(ns: argparse.Namespace) -> int:
+    from api.server import serve
+
+    settings = Settings.from_env()
+    if ns.host:
+        settings = settings.with_(host=ns.host)
+    if ns.port:
+        settings = settings.with_(port=ns.port)
+    serve(settings)
+    return 0
+
+
+def expand_node_name(name: str) -> str:
+    """Celery's node-name placeholders: %h (hostname), %n (its first label), %d (its domain)."""
+    host = socket.gethostname()
+    short, _, domain = host.partition(".")
+    return name.replace("%h", host).replace("%n", short).replace("%d", domain).replace("%%", "%")
+
+
+def worker_settings(ns: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if ns.redis_url:
+        result = ns.result_redis_url or os.environ.get("NODEFARM_RESULT_REDIS_URL") or ns.redis_url
+        settings = settings.with_(redis_url=ns.redis_url, result_redis_url=result)
+    elif ns.result_redis_url:
+        settings = settings.with_(result_redis_url=ns.result_redis_url)
+    return settings.with_(worker_name=expand_node_name(ns.name or settings.worker_name))
+
+
+def cmd_worker(ns: argparse.Namespace) -> int:
+    from worker.main import run_worker
+
+    queues = [q.strip() for q in ns.queues.split(",") if q.strip()] if ns.queues else None
+    run_worker(worker_settings(ns), queues or None, ns.concurrency, ns.pool)
+    return 0
+
+
+def cmd_submit(ns: argparse.Namespace) -> int:
+    return submit.run(ns)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns, extras = parser.parse_known_args(argv)
+    if extras and ns.command != "up":
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    ns.extras = extras
+    try:
+        code: int = ns.handler(ns)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

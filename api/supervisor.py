@@ -1,0 +1,377 @@
+"""Process supervision for ``nodefarm up``: private Redis servers, the API and N workers in one terminal.
+
+Every child runs in its own session (so Ctrl-C reaches only the supervisor, which then stops the
+farm in order) and gets ``PR_SET_PDEATHSIG(SIGKILL)``, so a supervisor killed with SIGKILL takes its
+children with it and no orphan keeps the port. Each child's output is relayed line by line with a
+short prefix (``api | ...``). A child that exits on its own stops the whole farm with exit code 1.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+PR_SET_PDEATHSIG = 1
+STOP_GRACE_S = 10.0
+REDIS_START_TIMEOUT_S = 20.0
+REDIS_INSTALL_HINT = (
+    "redis-server was not found on PATH. nodefarm up starts two private Redis servers; install one with\n"
+    "    sudo apt-get install redis-server      (Debian/Ubuntu; `brew install redis` on macOS)\n"
+    "or point the farm at a running Redis with --redis-url redis://HOST:6379/0 (or NODEFARM_REDIS_URL)."
+)
+# Broker + run state: nothing may be evicted and little may be lost (DESIGN.md §4).
+BROKER_REDIS_ARGS = ("--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction")
+# Result store: a cache; least recently used results go first, nothing is persisted.
+RESULT_REDIS_ARGS = ("--save", "", "--appendonly", "no", "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru")
+# Where `api` and `api.cli` live, so children find them whatever their working directory.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SupervisorError(Exception):
+    """The farm could not be started (missing redis-server, busy port, a child that died at start)."""
+
+
+@dataclass(frozen=True)
+class FarmPlan:
+    """What ``nodefarm up`` runs; built by the CLI from ComfyUI-style flags."""
+
+    env: dict[str, str]  # NODEFARM_* variables for every child
+    host: str
+    port: int
+    workers: int
+    redis_url: str | None = None  # None: start the two private redis-servers
+    gpus: tuple[str, ...] = ()  # CUDA_VISIBLE_DEVICES values, dealt round-robin to the workers
+
+
+class Output:
+    """Writes lines from many threads to one stream, each prefixed with its source's name."""
+
+    COLORS = ("36", "33", "32", "35", "34", "31")
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.lock = threading.Lock()
+        self.color = self.stream.isatty() and not os.environ.get("NO_COLOR")
+        self.width = 8
+
+    def line(self, name: str, text: str) -> None:
+        prefix = f"{name:<{self.width}}|"
+        if self.color:
+            code = self.COLORS[sum(map(ord, name)) % len(self.COLORS)]
+            prefix = f"\033[{code}m{prefix}\033[0m"
+        with self.lock:
+            try:
+                self.stream.write(f"{prefix} {text}\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # our stdout is gone: keep draining the children's pipes
+                pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def probe_host(host: str) -> str:
+    """The address a local client uses to reach a server bound to ``host``."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def can_connect(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def redis_ping(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def pdeathsig_preexec() -> Callable[[], None]:
+    """A preexec_fn that makes the child die with SIGKILL when this process dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return lambda: None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the forked child only calls it
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, signum: int, group: bool = False) -> None:
+        try:
+            if group:
+                os.killpg(self.proc.pid, signum)  # its own session: pgid == pid, grandchildren too
+            elif self.alive():
+                self.proc.send_signal(signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def spawn(name: str, argv: Sequence[str], env: dict[str, str], out: Output) -> Child:
+    proc = subprocess.Popen(
+        list(argv),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=pdeathsig_preexec(),
+    )
+    child = Child(name, proc)
+    child.reader = threading.Thread(target=_relay, args=(child, out), name=f"relay-{name}", daemon=True)
+    child.reader.start()
+    return child
+
+
+def _relay(child: Child, out: Output) -> None:
+    stream = child.proc.stdout
+    assert stream is not None
+    with stream:
+        for raw in iter(stream.readline, b""):
+            out.line(child.name, raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+
+def start_redis(name: str, workdir: Path, role_args: Sequence[str], out: Output, stop: threading.Event) -> tuple[Child, int]:
+    """Start one private redis-server on a free port and wait until it answers PING."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(3):  # the free port may be taken between probe and bind
+        port = free_port()
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+                "--daemonize", "no", "--loglevel", "warning", *role_args]
+        child = spawn(name, argv, dict(os.environ), out)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+        while child.alive() and not stop.is_set() and time.monotonic() < deadline:
+            if redis_ping(port):
+                return child, port
+            time.sleep(0.05)
+        if child.alive():
+            child.send(signal.SIGKILL)
+            child.proc.wait()
+            if not stop.is_set():
+                raise SupervisorError(f"{name}: redis-server did not answer PING within {REDIS_START_TIMEOUT_S:.0f} s")
+        if stop.is_set():
+            raise SupervisorError("interrupted while starting Redis")
+    raise SupervisorError(f"{name}: redis-server exited at start (code {child.proc.returncode}); see its output above")
+
+
+def cuda_devices() -> tuple[str, ...]:
+    """The GPUs a worker may be pinned to, without initialising CUDA in this process.
+
+    An inherited CUDA_VISIBLE_DEVICES wins; else ``nvidia-smi -L`` (MIG slices by UUID); else, when
+    NVIDIA device nodes exist but nvidia-smi does not, torch is asked in a throwaway subprocess.
+    """
+    inherited = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if inherited is not None:
+        return tuple(d.strip() for d in inherited.split(",") if d.strip() and d.strip() != "-1")
+    if shutil.which("nvidia-smi"):
+        try:
+            listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ()
+        return parse_nvidia_smi(listing)
+    if Path("/dev/nvidia0").exists():
+        probe = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+        try:
+            done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+            return tuple(str(i) for i in range(int(done.stdout.strip() or 0)))
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return ()
+    return ()
+
+
+def parse_nvidia_smi(listing: str) -> tuple[str, ...]:
+    """``nvidia-smi -L`` -> device ids: the GPU index, or its MIG devices' UUIDs when it is partitioned."""
+    gpus: list[tuple[str, list[str]]] = []
+    for raw in listing.splitlines():
+        text = raw.strip()
+        if text.startswith("GPU ") and ":" in text:
+            gpus.append((text[4:text.index(":")].strip(), []))
+        elif text.startswith("MIG ") and gpus and "(UUID: " in text:
+            gpus[-1][1].append(text.split("(UUID: ", 1)[1].rstrip(")").strip())
+    return tuple(dev for index, migs in gpus for dev in (migs or [index]))
+
+
+@dataclass
+class Farm:
+    """Runs a :class:`FarmPlan` in the foreground until a signal or a child's death."""
+
+    plan: FarmPlan
+    out: Output = field(default_factory=Output)
+    stop: threading.Event = field(default_factory=threading.Event)
+    hurry: threading.Event = field(default_factory=threading.Event)
+    redis: list[Child] = field(default_factory=list)
+    apps: list[Child] = field(default_factory=list)
+    tmpdir: Path | None = None
+
+    def say(self, text: str) -> None:
+        for line in text.splitlines():
+            self.out.line("nodefarm", line)
+
+    def run(self) -> int:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            try:
+                self._start()
+            except SupervisorError as exc:
+                if not self.stop.is_set():
+                    self.say(f"error: {exc}")
+                    return 1
+                return 0
+            return self._watch()
+        finally:
+            self._shutdown()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            self.hurry.set()  # second Ctrl-C: kill now
+        self.stop.set()
+
+    def _start(self) -> None:
+        plan = self.plan
+        if plan.redis_url is None and shutil.which("redis-server") is None:
+            raise SupervisorError(REDIS_INSTALL_HINT)
+        if not port_is_free(plan.host, plan.port):
+            raise SupervisorError(f"port {plan.port} on {plan.host} is in use (another ComfyUI or nodefarm?); pick one with --port")
+        env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+        if plan.redis_url is None:
+            self.tmpdir = Path(tempfile.mkdtemp(prefix="nodefarm-"))
+            child, port = start_redis("redis", self.tmpdir / "redis", BROKER_REDIS_ARGS, self.out, self.stop)
+            self.redis.append(child)
+            env["NODEFARM_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+            child, port = start_redis("cache", self.tmpdir / "cache", RESULT_REDIS_ARGS, self.out, self.stop)
+            self.redis.append(child)
+            env["NODEFARM_RESULT_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+            self.say(f"private Redis in {self.tmpdir}: state {env['NODEFARM_REDIS_URL']}, results {env['NODEFARM_RESULT_REDIS_URL']}")
+        else:
+            env["NODEFARM_REDIS_URL"] = plan.redis_url
+        env["NODEFARM_HOST"], env["NODEFARM_PORT"] = plan.host, str(plan.port)
+        cli = [sys.executable, "-m", "api.cli"]
+        self.apps.append(spawn("api", [*cli, "api"], env, self.out))
+        host = socket.gethostname()
+        for i in range(plan.workers):
+            worker_env = {**env, "NODEFARM_WORKER_NAME": f"w{i}@{host}"}
+            if plan.gpus:
+                worker_env["CUDA_VISIBLE_DEVICES"] = plan.gpus[i % len(plan.gpus)]
+            self.apps.append(spawn(f"w{i}", [*cli, "worker"], worker_env, self.out))
+        self._wait_until_up(env["NODEFARM_REDIS_URL"], [f"w{i}@{host}" for i in range(plan.workers)])
+
+    def _wait_until_up(self, redis_url: str, workers: list[str]) -> None:
+        """Until the API accepts connections and every worker has sent a heartbeat since we started."""
+        import redis
+
+        from worker import keys
+
+        since, probe = time.time(), probe_host(self.plan.host)
+        api_up, waiting = False, set(workers)
+        try:
+            client = redis.Redis.from_url(redis_url, socket_timeout=2.0)
+        except ValueError as exc:
+            raise SupervisorError(f"bad Redis URL {redis_url!r}: {exc}") from exc
+        try:
+            while not self.stop.is_set() and self._dead_child() is None:
+                api_up = api_up or can_connect(probe, self.plan.port)
+                if waiting:
+                    try:
+                        beats = client.zmscore(keys.WORKERS, sorted(waiting))
+                    except redis.RedisError:
+                        beats = []
+                    waiting -= {name for name, beat in zip(sorted(waiting), beats, strict=False) if beat and beat >= since}
+                if api_up and not waiting:
+                    shown = f"[{probe}]" if ":" in probe else probe
+                    self.say(f"nodefarm is up: http://{shown}:{self.plan.port}/ ({len(workers)} workers)")
+                    return
+                self.stop.wait(0.1)
+        finally:
+            client.close()
+
+    def _dead_child(self) -> Child | None:
+        return next((c for c in (*self.redis, *self.apps) if not c.alive()), None)
+
+    def _watch(self) -> int:
+        while not self.stop.is_set():
+            dead = self._dead_child()
+            if dead is not None:
+                self.say(f"error: {dead.name} (pid {dead.pid}) exited unexpectedly with code {dead.proc.returncode}; stopping the farm")
+                return 1
+            self.stop.wait(0.2)
+        return 0
+
+    def _shutdown(self) -> None:
+        self.stop.set()
+        if any(c.alive() for c in (*self.apps, *self.redis)):
+            self.say("stopping")
+        # Workers and API first (they may still talk to Redis), then Redis, which flushes its AOF on SIGTERM.
+        for group in (self.apps, self.redis):
+            for child in group:
+                child.send(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_S
+            while any(c.alive() for c in group) and time.monotonic() < deadline and not self.hurry.is_set():
+                time.sleep(0.05)
+            for child in group:
+                if child.alive():
+                    self.say(f"{child.name} did not stop in {STOP_GRACE_S:.0f} s; killing it")
+                child.send(signal.SIGKILL, group=True)
+                child.proc.wait()
+        for child in (*self.apps, *self.redis):
+            if child.reader is not None:
+                child.reader.join(timeout=2.0)
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def run_farm(plan: FarmPlan, out: Output | None = None) -> int:
+    """Start the farm described by ``plan`` and block until it stops. Returns the exit code."""
+    return Farm(plan, out or Output()).run()
