@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodes import schema
-from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker
-from nodes.compat.comfy_execution.utils import CurrentNodeContext
+from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker, GraphBuilder
+from nodes.compat.comfy_execution.utils import CurrentNodeContext, get_executing_context
 from worker.graph import is_link
 
 
@@ -128,6 +128,7 @@ def map_over_list(
     def call(kwargs: dict[str, Any], index: int) -> Any:
         if filter_kwargs:
             kwargs = _accepted(fn, kwargs)
+        GraphBuilder.set_default_prefix(node_id, index, 0)
         with CurrentNodeContext(prompt_id, node_id, index):
             return _run(fn(**kwargs))
 
@@ -169,11 +170,18 @@ def run_node(
     node_id: str,
     prompt_id: str,
     unevaluated: set[str],
+    class_type: str | None = None,
 ) -> Outcome:
-    """Execute ``obj`` (an instance of ``cls``) on assembled inputs. May ask for lazy inputs first."""
+    """Execute ``obj`` (an instance of ``cls``) on assembled inputs. May ask for lazy inputs first.
+
+    ``check_lazy_status`` is called before every execution, as upstream does (spec 5.5); only the
+    names it returns that are still ``unevaluated`` links count as requests. A class with an
+    ``expand_node`` classmethod expands through it instead of calling its function
+    (docs/expand_node.md).
+    """
     input_is_list = schema.input_is_list(cls)
     check = getattr(obj, "check_lazy_status", None)
-    if callable(check) and unevaluated:
+    if callable(check):
         asked = map_over_list(
             data, check, input_is_list=input_is_list, node_id=node_id, prompt_id=prompt_id, filter_kwargs=True
         )
@@ -183,9 +191,132 @@ def run_node(
                 need += [n for n in names if n in unevaluated and n not in need]
         if need:
             return Outcome(need=need)
-    fn = getattr(obj, getattr(cls, "FUNCTION"))
+    if callable(getattr(cls, "expand_node", None)):
+        expanded = call_expand_node(cls, data, node_id=node_id, prompt_id=prompt_id,
+                                    class_type=class_type or cls.__name__)
+        if expanded is not None:
+            return expanded
+    fn = getattr(obj, cls.FUNCTION)  # type: ignore[attr-defined]
     returns = map_over_list(data, fn, input_is_list=input_is_list, node_id=node_id, prompt_id=prompt_id)
     return normalize(cls, returns)
+
+
+# ---- expand_node: the seed's expansion hook (docs/expand_node.md) --------------------------------
+
+
+@dataclass
+class ExpandNodeView:
+    """The ``node`` argument of ``expand_node(cls, node, context)``."""
+
+    id: str
+    class_type: str
+    inputs: dict[str, Any]
+
+
+@dataclass
+class ExpandContext:
+    """The ``context`` argument of ``expand_node(cls, node, context)``."""
+
+    prompt_id: str
+    unique_id: str
+    list_index: int = 0
+
+
+class ExpandSpecError(ValueError):
+    """An ``expand_node`` return that does not follow docs/expand_node.md."""
+
+
+_NOT_EXPANDED = object()
+
+
+def call_expand_node(
+    cls: type, data: dict[str, list[Any]], *, node_id: str, prompt_id: str, class_type: str
+) -> Outcome | None:
+    """Call ``cls.expand_node`` once per list element and turn its returns into an expansion.
+
+    Returns None when ``expand_node`` returned None (the node then runs its function as usual).
+    """
+    hidden = set(schema.hidden_inputs(cls))
+    n_out = len(schema.return_types(cls))
+
+    def one(**kwargs: Any) -> Any:
+        ctx = get_executing_context()
+        index = ctx.list_index if ctx is not None and ctx.list_index is not None else 0
+        view = ExpandNodeView(node_id, class_type, {k: v for k, v in kwargs.items() if k not in hidden})
+        spec = cls.expand_node(view, ExpandContext(prompt_id, node_id, index))  # type: ignore[attr-defined]
+        if spec is None:
+            return _NOT_EXPANDED
+        graph, outputs = expansion_from_spec(spec, n_out, f"{node_id}.{index}.0.")
+        return {"result": outputs, "expand": graph}
+
+    returns = map_over_list(data, one, input_is_list=schema.input_is_list(cls), node_id=node_id, prompt_id=prompt_id)
+    if any(r is _NOT_EXPANDED for r in returns):
+        return None
+    return normalize(cls, returns)
+
+
+def expansion_from_spec(spec: Any, n_outputs: int, prefix: str) -> tuple[dict[str, dict], tuple[Any, ...]]:
+    """``{"nodes", "connections", "outputs"}`` -> (expansion graph with ids ``prefix + id``, result links)."""
+    if not isinstance(spec, dict):
+        raise ExpandSpecError(f"expand_node must return a dict with 'nodes', got {type(spec).__name__}")
+    entries = spec.get("nodes") or []
+    if not isinstance(entries, (list, tuple)):
+        raise ExpandSpecError("expand_node: 'nodes' must be a list")
+    graph: dict[str, dict] = {}
+    order: list[str] = []
+    named: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("type", entry.get("class_type")), str):
+            raise ExpandSpecError(f"expand_node: nodes[{i}] must be a dict with a 'type'")
+        local = str(entry["id"]) if entry.get("id") is not None else str(i + 1)
+        full = prefix + local
+        if full in graph:
+            raise ExpandSpecError(f"expand_node: two nodes have the id {local!r}")
+        inputs = entry.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            raise ExpandSpecError(f"expand_node: nodes[{i}]['inputs'] must be a dict")
+        graph[full] = {"class_type": entry.get("type", entry.get("class_type")), "inputs": dict(inputs)}
+        order.append(full)
+        if entry.get("id") is not None:
+            named[local] = full
+
+    def ref(value: Any, where: str) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 0 <= value < len(order):
+                return order[value]
+            raise ExpandSpecError(f"expand_node: {where}: no node at index {value}")
+        if isinstance(value, str) and value in named:
+            return named[value]
+        raise ExpandSpecError(f"expand_node: {where}: {value!r} is neither a node index nor a node id")
+
+    def source(value: Any, where: str) -> list:
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= 2:
+            raise ExpandSpecError(f"expand_node: {where} must be [node, output_index]")
+        return [ref(value[0], where), int(value[1]) if len(value) == 2 else 0]
+
+    for j, conn in enumerate(spec.get("connections") or []):
+        where = f"connections[{j}]"
+        if not isinstance(conn, dict) or "to" not in conn:
+            raise ExpandSpecError(f"expand_node: {where} must be a dict with 'to' (got {conn!r})")
+        to = conn["to"]
+        if not isinstance(to, (list, tuple)) or len(to) != 2 or not isinstance(to[1], str):
+            raise ExpandSpecError(f"expand_node: {where}['to'] must be [node, input_name]")
+        target = ref(to[0], where)
+        if "from" in conn:
+            graph[target]["inputs"][to[1]] = source(conn["from"], where + "['from']")
+        elif "value" in conn:
+            graph[target]["inputs"][to[1]] = conn["value"]
+        else:
+            raise ExpandSpecError(f"expand_node: {where} needs 'from' or 'value'")
+
+    if spec.get("outputs") is not None:
+        outputs = [source(o, f"outputs[{k}]") for k, o in enumerate(spec["outputs"])]
+    elif order:
+        outputs = [[order[-1], 0]]
+    else:
+        raise ExpandSpecError("expand_node: no nodes and no 'outputs'")
+    result = tuple(outputs[:n_outputs]) + (None,) * max(0, n_outputs - len(outputs))
+    return graph, result
 
 
 def normalize(cls: type, returns: list[Any]) -> Outcome:

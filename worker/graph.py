@@ -30,7 +30,7 @@ def links(node: Mapping[str, Any]) -> list[tuple[str, str, int]]:
 
 @dataclass(frozen=True)
 class NodeFacts:
-    """What the scheduler must know of a node's class: its lazy and rawLink input names."""
+    """What the scheduler must know of a node's class: its lazy and rawLink input names, output flag."""
 
     lazy: frozenset[str] = frozenset()
     raw_link: frozenset[str] = frozenset()
@@ -46,10 +46,14 @@ class Needed:
 
 
 def strong_sources(node: Mapping[str, Any], facts: NodeFacts) -> list[str]:
-    """Sources a node must wait for: links on inputs that are neither lazy nor rawLink."""
+    """Sources a node must wait for: links on inputs that are not lazy.
+
+    A rawLink input still waits for its source, as upstream's ``TopologicalSort.add_node`` does (only
+    lazy inputs are skipped there); the node then receives the link instead of the value.
+    """
     out: list[str] = []
     for name, src, _ in links(node):
-        if name in facts.lazy or name in facts.raw_link:
+        if name in facts.lazy:
             continue
         if src not in out:
             out.append(src)

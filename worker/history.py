@@ -50,3 +50,13 @@ def delete(r: redis.Redis, ids: list[str]) -> None:
 
 def clear(r: redis.Redis) -> None:
     delete(r, [_s(p) for p in r.zrange(keys.HISTORY, 0, -1)])
+
+
+def finish_times(r: redis.Redis, ids: list[str] | None = None) -> dict[str, float]:
+    """When runs finished (unix seconds, the history order score): all of them, or just ``ids``."""
+    if ids is None:
+        return {_s(p): float(score) for p, score in r.zrange(keys.HISTORY, 0, -1, withscores=True)}
+    if not ids:
+        return {}
+    scores = r.zmscore(keys.HISTORY, ids)
+    return {p: float(s) for p, s in zip(ids, scores, strict=True) if s is not None}

@@ -8,6 +8,7 @@ interrupt hooks live, stores its outputs and applies the outcome to the run stat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import traceback
@@ -15,6 +16,7 @@ from typing import Any
 
 from nodes.compat import server as compat_server
 from nodes.compat.comfy.model_management import InterruptProcessingException
+from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker
 from worker import events, files, keys, runs, state
 from worker.errors import ResultLost
 from worker.execute import Hidden, Outcome, assemble_inputs, run_node
@@ -96,56 +98,262 @@ def _execute(farm: Farm, st: dict, pid: str, nid: str, seq: int) -> None:
     try:
         if cls is None:
             raise RuntimeError(f"node class {class_type} is not installed on worker {farm.settings.worker_name}")
-        sources = {src: st["keys"][src] for _, src, _ in links(node) if st["st"].get(src) == "d" or src in st["cached"]}
+        resolving = nid in st.get("resolve", {})
+        if resolving:  # an expanded node's second visit reads its expansion's results, not its inputs
+            wanted = [v[0] for socket in st["resolve"][nid] for v in socket if is_link(v)]
+        else:
+            wanted = [src for _, src, _ in links(node)]
+        sources = {src: st["keys"][src] for src in wanted if st["st"].get(src) == "d" or src in st["cached"]}
         try:
             link_values = farm.store.get_many(sources)
-        except ResultLost as lost:
-            runs.transact(farm, pid, lambda s: state.lost_inputs(s, nid, lost.node_ids))
+        except ResultLost as exc:
+            gone = exc.node_ids
+            runs.transact(farm, pid, lambda s: state.lost_inputs(s, nid, gone))
             return
-        if nid in st.get("resolve", {}):
+        if resolving:
             outcome = _resolve_expansion(st, nid, link_values)
         else:
-            running = {nid: (0.0, 1.0)}
             _emit(
                 farm,
                 st,
                 [
-                    ("progress_state", state.progress_state(st, running)),
+                    ("progress_state", state.progress_state(st, {nid: (0.0, 1.0)})),
                     ("executing", {"node": nid, "display_node": display, "prompt_id": pid}),
                 ],
             )
-            compat_server.PromptServer.instance.client_id = st.get("client_id")
-            compat_server.PromptServer.instance.last_node_id = display
-            compat_server.PromptServer.instance.last_prompt_id = pid
-            obj = farm.objects.get((nid, class_type))
-            if obj is None:
-                obj = cls()
-                farm.objects[(nid, class_type)] = obj
-            item = runs.load_item(farm.r, pid) or [0, pid, {}, {}, []]
-            secret = farm.r.get(keys.run_extra(pid))
-            extra = json.loads(secret) if secret else item[3]
-            hidden = Hidden(prompt=item[2], extra_data=extra, unique_id=nid)
-            data = assemble_inputs(cls, node, link_values, hidden)
-            unevaluated = {name for name, v in node.get("inputs", {}).items() if is_link(v) and v[0] not in link_values}
-            outcome = run_node(cls, obj, data, node_id=nid, prompt_id=pid, unevaluated=unevaluated)
+            ctx = NodeRun(farm, st, pid)
+            data = ctx.inputs(cls, nid, node, link_values)
+            if not ctx.validate_deferred(cls, nid, data):
+                return
+            _announce_blockers(farm, st, nid, data)
+            unevaluated = {n for n, v in node.get("inputs", {}).items() if is_link(v) and v[0] not in link_values}
+            obj = ctx.instance(cls, nid, class_type)
+            if not callable(getattr(obj, "check_lazy_status", None)):
+                ctx.lazy_callables(cls, node, data, unevaluated)
+                unevaluated = set()
+            outcome = run_node(cls, obj, data, node_id=nid, prompt_id=pid, unevaluated=unevaluated,
+                               class_type=class_type)
         if outcome.need:
             need = [node["inputs"][name][0] for name in outcome.need]
-            runs.transact(farm, pid, lambda s: state.node_pending(s, nid, need))
+            runs.transact(farm, pid, lambda s: state.node_pending(s, nid, need, runs.now_ms()))
             return
-        holder = farm.store.put(key, outcome.outputs, outcome.ui)
-        farm.cache.stored(key)
-        if outcome.ui:
-            files.ship_ui_files(farm, outcome.ui)
-            _emit(farm, st, [("executed", {"node": nid, "display_node": display, "output": outcome.ui, "prompt_id": pid})])
-        ui = outcome.ui
-        who = farm.settings.worker_name if holder else None
-        runs.transact(farm, pid, lambda s: state.node_done(s, nid, ui=ui, now_ms=runs.now_ms(), holder=who))
+        if outcome.expand:
+            _expand(farm, st, pid, nid, outcome)
+            return
+        _finish_node(farm, st, pid, nid, key, outcome)
     except InterruptProcessingException:
         runs.transact(farm, pid, lambda s: state.interrupted(s, nid, runs.now_ms()))
     except Exception as exc:
         log.exception("node %s (%s) of %s failed", nid, class_type, pid)
         info = error_info(exc, data)
         runs.transact(farm, pid, lambda s: state.node_failed(s, nid, info, runs.now_ms()))
+
+
+def _finish_node(farm: Farm, st: dict, pid: str, nid: str, key: str, outcome: Outcome) -> None:
+    holder = farm.store.put(key, outcome.outputs, outcome.ui)
+    farm.cache.stored(key)
+    display = state.display_id(st, nid)
+    if outcome.ui:
+        files.ship_ui_files(farm, outcome.ui)
+        _emit(farm, st, [("executed", {"node": nid, "display_node": display, "output": outcome.ui, "prompt_id": pid})])
+    ui = outcome.ui
+    who = farm.settings.worker_name if holder else None
+    runs.transact(farm, pid, lambda s: state.node_done(s, nid, ui=ui, now_ms=runs.now_ms(), holder=who))
+
+
+def _announce_blockers(farm: Farm, st: dict, nid: str, data: dict[str, list[Any]]) -> None:
+    """A verbose ExecutionBlocker reaching its first consumer: execution_error, then a silent blocker."""
+    for name, values in data.items():
+        for i, v in enumerate(values):
+            if isinstance(v, ExecutionBlocker) and v.message is not None:
+                info = {
+                    "prompt_id": st["pid"],
+                    "node_id": nid,
+                    "node_type": st["graph"][nid]["class_type"],
+                    "executed": list(st["executed"]),
+                    "exception_message": f"Execution Blocked: {v.message}",
+                    "exception_type": "ExecutionBlocked",
+                    "traceback": [],
+                    "current_inputs": [],
+                    "current_outputs": [],
+                }
+                _emit(farm, st, [("execution_error", info)])
+                values[i] = ExecutionBlocker(None)
+        data[name] = values
+
+
+LITERAL_CLASS = "nodefarm.Literal"
+
+
+def _json_safe(value: Any) -> bool:
+    """Whether a constant survives the run state's JSON as itself (tuples would turn into lists)."""
+    if isinstance(value, tuple):
+        return False
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _expand(farm: Farm, st: dict, pid: str, nid: str, outcome: Outcome) -> None:
+    """A node returned ``expand`` graphs: register the ephemeral nodes and wait for its result links.
+
+    Constants that JSON cannot carry (tensors, objects: upstream nodes routinely put their input
+    values into the graphs they build) become *literal* nodes: the value is stored like a node
+    result under a run-unique key, and the input links to it. Literal nodes are done from the start.
+    """
+    new_graph: dict[str, dict] = {}
+    display: dict[str, str] = {}
+    literals: dict[str, Any] = {}
+    for graph in outcome.expand:
+        for new_id, spec in graph.items():
+            if new_id in st["graph"] or new_id in new_graph:
+                raise RuntimeError(f"Node expansion created a duplicate node id: {new_id}")
+            inputs = dict(spec.get("inputs", {}))
+            for name, value in inputs.items():
+                if not is_link(value) and not _json_safe(value):
+                    literals[f"{new_id}#{name}"] = value
+                    inputs[name] = [f"{new_id}#{name}", 0]
+            new_graph[new_id] = {"class_type": spec["class_type"], "inputs": inputs}
+            if spec.get("override_display_id"):
+                display[new_id] = spec["override_display_id"]
+    result = [list(socket) for socket in outcome.outputs]
+    for i, socket in enumerate(result):
+        for j, value in enumerate(socket):
+            if not is_link(value) and not _json_safe(value):
+                literals[f"{nid}#result{i}.{j}"] = value
+                socket[j] = [f"{nid}#result{i}.{j}", 0]
+    missing = sorted({n["class_type"] for n in new_graph.values() if n["class_type"] not in farm.registry.classes})
+    if missing:
+        raise RuntimeError(f"Node expansion uses unknown node types: {', '.join(missing)}")
+    facts = {n: runs.node_facts(farm.registry.get(spec["class_type"])) for n, spec in new_graph.items()}
+    literal_keys = {lit: state.UNIQUE_KEY + hashlib.sha256(f"{pid}/{lit}".encode()).hexdigest() for lit in literals}
+    holders: dict[str, str | None] = {}
+    for lit, value in literals.items():
+        local_only = farm.store.put(literal_keys[lit], [[value]], None)
+        farm.cache.stored(literal_keys[lit])
+        holders[lit] = farm.settings.worker_name if local_only else None
+    item = runs.load_item(farm.r, pid) or [0, pid, {}, {}, []]
+    new_keys = runs.graph_keys(farm, pid, new_graph, item[3], known={**st["keys"], **literal_keys})
+    new_keys.update(literal_keys)
+    for lit in literals:
+        new_graph[lit] = {"class_type": LITERAL_CLASS, "inputs": {}}
+    runs.transact(
+        farm,
+        pid,
+        lambda s: state.node_expanded(
+            s, nid, new_graph, facts, new_keys, result, display, runs.now_ms(), done=holders
+        ),
+    )
+
+
+class NodeRun:
+    """Helpers for executing one node of one run on this worker."""
+
+    def __init__(self, farm: Farm, st: dict, pid: str) -> None:
+        self.farm = farm
+        self.st = st
+        self.pid = pid
+        item = runs.load_item(farm.r, pid) or [0, pid, {}, {}, []]
+        self.prompt = item[2]
+        self.extra = item[3]
+
+    def hidden(self, nid: str) -> Hidden:
+        from nodes.compat.comfy_execution.graph import DynamicPrompt
+
+        dyn = DynamicPrompt(self.prompt)
+        for eid, (parent, disp) in self.st["eph"].items():
+            dyn.add_ephemeral_node(eid, self.st["graph"][eid], parent, disp)
+        return Hidden(prompt=self.prompt, extra_data=self.extra, unique_id=nid, dynprompt=dyn)
+
+    def inputs(self, cls: type, nid: str, node: dict, link_values: dict[str, list[list[Any]]]) -> dict[str, list[Any]]:
+        compat_server.PromptServer.instance.client_id = self.st.get("client_id")
+        compat_server.PromptServer.instance.last_node_id = state.display_id(self.st, nid)
+        compat_server.PromptServer.instance.last_prompt_id = self.pid
+        return assemble_inputs(cls, node, link_values, self.hidden(nid))
+
+    def instance(self, cls: type, nid: str, class_type: str) -> Any:
+        obj = self.farm.objects.get((nid, class_type))
+        if obj is None:
+            obj = cls()
+            self.farm.objects[(nid, class_type)] = obj
+        return obj
+
+    def validate_deferred(self, cls: type, nid: str, data: dict[str, list[Any]]) -> bool:
+        """Re-run a VALIDATE_INPUTS that rejected a linked input's None at submit time, with real values."""
+        raw = self.farm.r.get(keys.run_deferred(self.pid))
+        if not raw or nid not in json.loads(raw):
+            return True
+        from nodes.validation import run_custom_validation
+
+        errors = run_custom_validation(cls, data)
+        if not errors:
+            return True
+        info = {
+            "exception_message": "\n".join(f"{e['message']}: {e['details']}" for e in errors) + "\n",
+            "exception_type": "custom_validation_failed",
+            "traceback": [],
+            "current_inputs": {k: [format_value(x) for x in v] for k, v in data.items()},
+        }
+        runs.transact(self.farm, self.pid, lambda s: state.node_failed(s, nid, info, runs.now_ms()))
+        return False
+
+    def lazy_callables(self, cls: type, node: dict, data: dict[str, list[Any]], unevaluated: set[str]) -> None:
+        """The seed's extension: an unevaluated lazy input of a node without check_lazy_status arrives
+        as a zero-argument callable that computes it on demand (never called, never computed)."""
+        lazy = runs.node_facts(cls).lazy
+        for name in unevaluated & lazy:
+            src, socket = node["inputs"][name][0], int(node["inputs"][name][1])
+
+            def thunk(src: str = src, socket: int = socket) -> Any:
+                values = self.evaluate(src)[socket]
+                return values[0] if len(values) == 1 else values
+
+            data[name] = [thunk]
+
+    def evaluate(self, nid: str, depth: int = 0) -> list[list[Any]]:
+        """Compute a node (and what it needs) right here, storing results under their keys."""
+        if depth > 200:
+            raise RuntimeError("lazy evaluation nested too deeply (a cycle?)")
+        key = self.st["keys"][nid]
+        if self.farm.store.exists([key]):
+            return self.farm.store.get_many({nid: key})[nid]
+        node = self.st["graph"][nid]
+        cls = self.farm.registry.get(node["class_type"])
+        if cls is None:
+            raise RuntimeError(f"node class {node['class_type']} is not installed")
+        facts = runs.node_facts(cls)
+        values = {src: self.evaluate(src, depth + 1) for name, src, _ in links(node) if name not in facts.lazy}
+        _emit(self.farm, self.st, [("executing", {"node": nid, "display_node": state.display_id(self.st, nid), "prompt_id": self.pid})])
+        data = self.inputs(cls, nid, node, values)
+        obj = self.instance(cls, nid, node["class_type"])
+        unevaluated = {n for n, v in node.get("inputs", {}).items() if is_link(v) and v[0] not in values}
+        self.lazy_callables(cls, node, data, unevaluated)
+        outcome = run_node(cls, obj, data, node_id=nid, prompt_id=self.pid, unevaluated=set(),
+                           class_type=node["class_type"])
+        if outcome.expand:
+            outcome = self.evaluate_expansion(nid, outcome, depth)
+        self.farm.store.put(key, outcome.outputs, outcome.ui)
+        self.farm.cache.stored(key)
+        if outcome.ui:
+            files.ship_ui_files(self.farm, outcome.ui)
+            _emit(self.farm, self.st, [("executed", {"node": nid, "display_node": state.display_id(self.st, nid),
+                                                     "output": outcome.ui, "prompt_id": self.pid})])
+        return outcome.outputs
+
+    def evaluate_expansion(self, nid: str, outcome: Outcome, depth: int) -> Outcome:
+        """A node evaluated on demand expanded: evaluate its subgraph here too (in this task's copy
+        of the run state) and substitute the results into its outputs."""
+        new_graph: dict[str, dict] = {}
+        for graph in outcome.expand:
+            for new_id, spec in graph.items():
+                new_graph[new_id] = {"class_type": spec["class_type"], "inputs": spec.get("inputs", {})}
+                self.st["eph"][new_id] = [nid, spec.get("override_display_id") or nid]
+        self.st["graph"].update(new_graph)
+        self.st["keys"].update(runs.graph_keys(self.farm, self.pid, new_graph, self.extra, known=self.st["keys"]))
+        values = {v[0]: self.evaluate(v[0], depth + 1) for socket in outcome.outputs for v in socket if is_link(v)}
+        return _resolve_expansion({"resolve": {nid: outcome.outputs}}, nid, values)
 
 
 def _resolve_expansion(st: dict, nid: str, link_values: dict[str, list[list[Any]]]) -> Outcome:

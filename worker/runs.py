@@ -179,7 +179,10 @@ def start_run(farm: Farm, pid: str) -> None:
         farm.r.zrem(keys.RUNNING, pid)
         return
     _number, _pid, prompt, extra_data, outputs = item
-    graph = {nid: {"class_type": n.get("class_type"), "inputs": n.get("inputs", {})} for nid, n in prompt.items()}
+    graph = {
+        nid: {"class_type": n.get("class_type"), "inputs": n.get("inputs", {}), **({"is_changed": n["is_changed"]} if "is_changed" in n else {})}
+        for nid, n in prompt.items()
+    }
     facts = {nid: node_facts(farm.registry.get(n["class_type"])) for nid, n in graph.items()}
     run_keys = graph_keys(farm, pid, graph, extra_data)
     active = _active_keys(farm, exclude=pid)

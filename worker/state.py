@@ -30,6 +30,8 @@ from typing import Any
 
 from worker.graph import NodeFacts, needed_nodes
 
+UNIQUE_KEY = "u:"  # cache keys with this prefix are unique to one run: never shared, never deduplicated
+
 
 @dataclass
 class Step:
@@ -108,8 +110,17 @@ def progress_entry(state: dict, nid: str, value: float, max_: float, running: bo
 
 
 def progress_state(state: dict, running: dict[str, tuple[float, float]] | None = None) -> dict:
-    """ComfyUI's progress_state payload: every finished node so far, plus the running ones."""
+    """ComfyUI's progress_state payload: every finished node so far, plus the running ones.
+
+    Running are ``running`` (the node executing now, with its progress) and every node that started
+    and went back to waiting without finishing: a lazy node that asked for inputs, a node that
+    expanded. Upstream's registry keeps those "running" until they finish.
+    """
     nodes = {nid: progress_entry(state, nid, v, m, False) for nid, (v, m) in state["prog"].items()}
+    started = state.get("disp", {})
+    for nid, st in state["st"].items():
+        if st == "w" and started.get(nid, 0) > 0 and nid not in nodes:
+            nodes[nid] = progress_entry(state, nid, 0.0, 1.0, True)
     for nid, (v, m) in (running or {}).items():
         nodes[nid] = progress_entry(state, nid, v, m, True)
     return {"prompt_id": state["pid"], "nodes": nodes}
@@ -179,13 +190,19 @@ def node_done(
     return step
 
 
-def node_pending(state: dict, nid: str, need: list[str]) -> Step:
-    """A node asked for more inputs (lazy check_lazy_status): schedule them and wait again."""
+def node_pending(state: dict, nid: str, need: list[str], now_ms: int = 0) -> Step:
+    """A node asked for more inputs (lazy check_lazy_status): schedule them and wait again.
+
+    Requests that make nodes wait on each other in a circle (lazy inputs of an expansion asking
+    for each other) fail the run with a dependency cycle, as ComfyUI does, instead of hanging.
+    """
     step = Step()
     if state["end"] is not None or state["st"].get(nid) != "q":
         return step
     state["st"][nid] = "w"
     _schedule(state, need, step, waiter=nid)
+    if _has_cycle(state):
+        return _cycle_failure(state, nid, now_ms)
     _maybe_dispatch_waiter(state, nid, step)
     return step
 
@@ -198,8 +215,15 @@ def node_expanded(
     new_keys: dict[str, str],
     result: list[Any],
     display: dict[str, str],
+    now_ms: int = 0,
+    done: dict[str, str | None] | None = None,
 ) -> Step:
-    """A node returned an expansion: add the ephemeral nodes, wait on the links of its result."""
+    """A node returned an expansion: add the ephemeral nodes, wait on the links of its result.
+
+    ``done``: new nodes whose result is stored already (literal values of the expansion), with the
+    worker holding it when only that worker's memory does. An expansion that closes a dependency
+    cycle fails the run on the expanding node, as ComfyUI does.
+    """
     step = Step()
     if state["end"] is not None or state["st"].get(nid) != "q":
         return step
@@ -209,13 +233,52 @@ def node_expanded(
         f = new_facts.get(new_id, NodeFacts())
         state["facts"][new_id] = [sorted(f.lazy), sorted(f.raw_link), f.output]
         state["keys"][new_id] = new_keys[new_id]
+    for new_id, holder in (done or {}).items():
+        state["st"][new_id] = "d"
+        if holder:
+            state.setdefault("loc", {})[new_id] = holder
     state["resolve"][nid] = result
     state["st"][nid] = "w"
     roots = [v[0] for v in _walk_links(result)]
     roots += [n for n in new_graph if new_facts.get(n, NodeFacts()).output]
     _schedule(state, roots, step, waiter=nid)
+    if _has_cycle(state):
+        return _cycle_failure(state, nid, now_ms)
     _maybe_dispatch_waiter(state, nid, step)
     return step
+
+
+def _cycle_failure(state: dict, nid: str, now_ms: int) -> Step:
+    """ComfyUI's dependency-cycle execution_error, blamed on the real (expanding) node of ``nid``.
+
+    Nodes dispatched by the step that closed the cycle are dropped: the run ends here.
+    """
+    info = {"exception_message": "Dependency cycle detected", "exception_type": "graph.DependencyCycleError",
+            "traceback": [], "current_inputs": []}
+    return node_failed(state, nid, info, now_ms)
+
+
+def _has_cycle(state: dict) -> bool:
+    """Whether waiting nodes wait on each other in a circle (they would never run)."""
+    deps = {n: d for n, d in state["deps"].items() if state["st"].get(n) in ("w", "q")}
+    color: dict[str, int] = {}
+    for root in deps:
+        if color.get(root):
+            continue
+        stack = [(root, iter(deps.get(root, [])))]
+        color[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                color[node] = 2
+                stack.pop()
+            elif color.get(nxt) == 1:
+                return True
+            elif not color.get(nxt) and nxt in deps:
+                color[nxt] = 1
+                stack.append((nxt, iter(deps.get(nxt, []))))
+    return False
 
 
 def node_failed(state: dict, nid: str, info: dict, now_ms: int) -> Step:
@@ -318,7 +381,7 @@ def _dispatch(state: dict, nid: str, step: Step) -> None:
     # result stored (ComfyUI computes identical nodes of one prompt once; the second is a cache hit).
     key = state["keys"].get(nid)
     for other, st in state["st"].items():
-        if st == "q" and other != nid and state["keys"].get(other) == key and not key.startswith("u:"):
+        if st == "q" and other != nid and state["keys"].get(other) == key and not key.startswith(UNIQUE_KEY):
             state["deps"][nid] = [other]
             return
     state["st"][nid] = "q"
