@@ -61,13 +61,7 @@ def post_queue() -> Response:
 @bp.route("/nodefarm/runs/<path:prompt_id>/events")
 def run_events(prompt_id: str) -> Response:
     """Replay a run's events (JSON ones) after a reconnect: ``?after=<stream id>`` for only newer ones."""
-    from worker import events, keys
+    from worker import events
 
-    after = request.args.get("after")
-    start = f"({after}" if after else "-"
-    out = []
-    for entry_id, fields in farm().r.xrange(keys.run_events(prompt_id), min=start):
-        ev = events.decode_entry(fields)
-        if isinstance(ev["type"], str):
-            out.append({"id": entry_id.decode(), "type": ev["type"], "data": ev["data"]})
+    out = [e for e in events.replay(farm().r, prompt_id, request.args.get("after")) if isinstance(e["type"], str)]
     return json_response(out)

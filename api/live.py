@@ -36,6 +36,7 @@ class Hub:
         self.sockets: dict[str, Any] = {}
         self.flags: dict[int, dict] = {}
         self.send_locks: dict[int, threading.Lock] = {}
+        self.socketio_clients = 0
 
     def add(self, sid: str, ws: Any) -> None:
         with self.lock:
@@ -112,27 +113,36 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
         if not sid and isinstance(auth, dict):
             sid = auth.get("clientId")
         sid = sid or uuid.uuid4().hex
+        hub.socketio_clients += 1
         join_room(sid)
         socketio.emit("status", events.status_data(runs.queue_remaining(r), sid), to=request.sid)  # type: ignore[attr-defined]
+
+    @socketio.on("disconnect")
+    def on_disconnect(*_args: Any) -> None:
+        hub.socketio_clients = max(0, hub.socketio_clients - 1)
 
     @socketio.on("replay")
     def on_replay(data: Any) -> None:
         """Re-send a run's events after a reconnect: ``{"prompt_id", "after": stream id or "0"}``."""
         if not isinstance(data, dict) or not data.get("prompt_id"):
             return
-        after = str(data.get("after") or "-")
-        start = after if after == "-" else f"({after}"
-        for entry_id, fields in r.xrange(keys.run_events(str(data["prompt_id"])), min=start):
-            ev = events.decode_entry(fields)
-            payload = ev["data"] if isinstance(ev["type"], int) else {**ev["data"], "_id": entry_id.decode()} if isinstance(ev["data"], dict) else ev["data"]
-            socketio.emit(str(ev["type"]), payload, to=request.sid)  # type: ignore[attr-defined]
+        for entry in events.replay(r, str(data["prompt_id"]), data.get("after")):
+            socketio.emit(str(entry["type"]), entry["data"], to=request.sid)  # type: ignore[attr-defined]
 
     return hub, socketio
 
 
 def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threading.Event) -> threading.Thread:
+    """Follow ``nf:events`` and deliver each event to its clients.
+
+    JSON data is passed through as stored (no parse and re-encode) except where the relay must
+    look inside: ``progress_state`` deltas (expanded into ComfyUI's full frames), the end of a run,
+    previews (event 4 for clients that negotiated metadata, event 1 for the others) and Socket.IO.
+    """
+
     def loop() -> None:
         r = redis.Redis.from_url(settings.redis_url)
+        registry = events.ProgressRegistry()
         last = "$"
         while not stop.is_set():
             try:
@@ -144,21 +154,38 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
             for _stream, entries in got or []:
                 for entry_id, fields in entries:
                     last = entry_id.decode()
-                    ev = events.decode_entry(fields)
-                    if not ev["to"]:
-                        continue
-                    payload = frame(ev["type"], ev["data"])
-                    legacy = None
-                    if ev["type"] == events.PREVIEW_IMAGE_WITH_METADATA:
-                        legacy = frame(events.PREVIEW_IMAGE, events.legacy_preview(ev["data"]))
-                    for ws in hub.targets(ev["to"]):
-                        flagged = bool(hub.flags.get(id(ws), {}).get("supports_preview_metadata"))
-                        hub.send(ws, legacy if legacy is not None and not flagged else payload)
-                    room = None if ev["to"] == "*" else ev["to"]
-                    try:
-                        socketio.emit(str(ev["type"]), ev["data"], to=room)
-                    except Exception as exc:
-                        log.debug("socketio emit failed: %s", exc)
+                    deliver(fields, registry)
+
+    def deliver(fields: dict, registry: events.ProgressRegistry) -> None:
+        etype = fields[b"type"].decode()
+        to = fields[b"to"].decode()
+        raw = fields[b"data"]
+        data: Any = None
+        if etype == "progress_state":
+            data = registry.expand(json.loads(raw))
+            raw = json.dumps(data).encode()
+        elif etype == "executing" and raw.startswith(b'{"node":null'):
+            registry.forget(fields[b"pid"].decode())
+        if not to:
+            return
+        if etype.isdigit():
+            event = int(etype)
+            payload: str | bytes = frame(event, raw)
+            legacy = frame(events.PREVIEW_IMAGE, events.legacy_preview(raw)) if event == events.PREVIEW_IMAGE_WITH_METADATA else None
+            for ws in hub.targets(to):
+                flagged = bool(hub.flags.get(id(ws), {}).get("supports_preview_metadata"))
+                hub.send(ws, legacy if legacy is not None and not flagged else payload)
+        else:
+            text = '{"type": ' + json.dumps(etype) + ', "data": ' + raw.decode() + "}"
+            for ws in hub.targets(to):
+                hub.send(ws, text)
+        if hub.socketio_clients:
+            if data is None:
+                data = raw if etype.isdigit() else json.loads(raw)
+            try:
+                socketio.emit(etype, data, to=None if to == "*" else to)
+            except Exception as exc:
+                log.debug("socketio emit failed: %s", exc)
 
     thread = threading.Thread(target=loop, name="nodefarm-relay", daemon=True)
     thread.start()

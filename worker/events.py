@@ -107,3 +107,49 @@ def legacy_preview(payload: bytes) -> bytes:
     meta = json.loads(payload[4 : 4 + n])
     kind = 2 if meta.get("image_type") == "image/png" else 1
     return struct.pack(">I", kind) + payload[4 + n :]
+
+
+class ProgressRegistry:
+    """ComfyUI's per-prompt progress registry, rebuilt from the stored ``progress_state`` deltas.
+
+    Every relay (live, replay) feeds the events of a run through one of these and sends what
+    :meth:`expand` returns, so clients get ComfyUI's full ``progress_state`` frames.
+    """
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+
+    def expand(self, data: dict) -> dict:
+        pid = str(data.get("prompt_id", ""))
+        nodes = self.runs.setdefault(pid, {})
+        nodes.update(data.get("nodes") or {})
+        return {"prompt_id": pid, "nodes": dict(nodes)}
+
+    def forget(self, pid: str) -> None:
+        self.runs.pop(pid, None)
+
+
+def replay(r: Any, pid: str, after: str | None = None) -> list[dict]:
+    """A run's stored events (``progress_state`` expanded), newer than stream id ``after``.
+
+    Each item is ``{"id", "type", "data"}``; binary events carry bytes.
+    """
+    registry = ProgressRegistry()
+    out: list[dict] = []
+    for entry_id, fields in r.xrange(keys.run_events(pid), min="-"):
+        ev = decode_entry(fields)
+        if ev["type"] == "progress_state":
+            ev["data"] = registry.expand(ev["data"])
+        eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        if after and _stream_id(eid) <= _stream_id(after):
+            continue
+        out.append({"id": eid, "type": ev["type"], "data": ev["data"]})
+    return out
+
+
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = str(value).partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return (0, 0)

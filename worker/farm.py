@@ -30,6 +30,8 @@ class Farm:
     objects: dict[tuple[str, str], Any] = field(default_factory=dict)
     # the node this process is executing: {"pid", "nid", "st"} (read by progress and interrupt hooks)
     current: dict[str, Any] = field(default_factory=dict)
+    # static parts of run states by (run id, version), see worker.runs.decode_state
+    static_cache: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     @classmethod
     def connect(cls, settings: Settings, registry: NodeRegistry, celery: Any) -> Farm:

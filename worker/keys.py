@@ -27,6 +27,11 @@ def run_state(pid: str) -> str:
     return f"{PREFIX}run:{{{pid}}}:state"
 
 
+def run_static(pid: str) -> str:
+    """The parts of a run's state that change only on expansion: graph, keys, facts, eph."""
+    return f"{PREFIX}run:{{{pid}}}:static"
+
+
 def run_item(pid: str) -> str:
     """The queue item: JSON [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
     return f"{PREFIX}run:{{{pid}}}:item"

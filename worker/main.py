@@ -101,7 +101,7 @@ def install_hooks(farm: Farm) -> None:
         pipe = farm.r.pipeline(transaction=False)
         client = st.get("client_id")
         # ComfyUI's order: the progress registry (progress_state) first, then `progress`
-        events.add(pipe, st["pid"], client, "progress_state", state.progress_state(st, {node: (value, total)}))
+        events.add(pipe, st["pid"], client, "progress_state", state.progress_state(st, {node: (value, total)}, only=[]))
         events.add(pipe, st["pid"], client, "progress", {"value": value, "max": total, "prompt_id": st["pid"], "node": node})
         if preview is not None and isinstance(preview, (tuple, list)) and len(preview) >= 2:
             kind, payload = make_preview(tuple(preview), node)

@@ -14,6 +14,7 @@ import logging
 import traceback
 from typing import Any
 
+from nodes import schema
 from nodes.compat import server as compat_server
 from nodes.compat.comfy.model_management import InterruptProcessingException
 from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker
@@ -40,10 +41,19 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
     attempts_key = f"{keys.node_attempts(pid, nid)}:{seq}"
     pipe.incr(attempts_key)
     pipe.expire(attempts_key, 86400)
-    raw, cancelled, attempts, _ = pipe.execute()
-    if raw is None:
-        return
-    st = json.loads(raw)
+    running_key = keys.worker_running(farm.settings.worker_name)
+    pipe.hset(running_key, f"{pid} {nid}", json.dumps([pid, nid, seq]))
+    pipe.get(keys.run_deferred(pid))
+    raw, cancelled, attempts, _, _, deferred = pipe.execute()
+    try:
+        if raw is not None:
+            _execute_current(farm, runs.decode_state(farm, pid, raw), pid, nid, seq, bool(cancelled), int(attempts), deferred)
+    finally:
+        farm.current.clear()
+        r.hdel(running_key, f"{pid} {nid}")
+
+
+def _execute_current(farm: Farm, st: dict, pid: str, nid: str, seq: int, cancelled: bool, attempts: int, deferred: bytes | None) -> None:
     if st["end"] is not None or st["st"].get(nid) != "q" or st.get("disp", {}).get(nid, 1) != seq:
         return  # a duplicate delivery, or a node of a run that already ended
     if cancelled:
@@ -61,14 +71,8 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
         }
         runs.transact(farm, pid, lambda s: state.node_failed(s, nid, info, runs.now_ms()))
         return
-    running_key = keys.worker_running(farm.settings.worker_name)
-    r.hset(running_key, f"{pid} {nid}", json.dumps([pid, nid, seq]))
-    farm.current.update(pid=pid, nid=nid, st=st)
-    try:
-        _execute(farm, st, pid, nid, seq)
-    finally:
-        farm.current.clear()
-        r.hdel(running_key, f"{pid} {nid}")
+    farm.current.update(pid=pid, nid=nid, st=st, deferred=json.loads(deferred) if deferred else {})
+    _execute(farm, st, pid, nid, seq)
 
 
 def _emit(farm: Farm, st: dict, items: list[tuple[str, Any]]) -> None:
@@ -117,7 +121,7 @@ def _execute(farm: Farm, st: dict, pid: str, nid: str, seq: int) -> None:
                 farm,
                 st,
                 [
-                    ("progress_state", state.progress_state(st, {nid: (0.0, 1.0)})),
+                    ("progress_state", state.progress_state(st, {nid: (0.0, 1.0)}, only=[])),
                     ("executing", {"node": nid, "display_node": display, "prompt_id": pid}),
                 ],
             )
@@ -255,23 +259,40 @@ class NodeRun:
         self.farm = farm
         self.st = st
         self.pid = pid
-        item = runs.load_item(farm.r, pid) or [0, pid, {}, {}, []]
-        self.prompt = item[2]
-        self.extra = item[3]
+        self._item: list | None = None
 
-    def hidden(self, nid: str) -> Hidden:
-        from nodes.compat.comfy_execution.graph import DynamicPrompt
+    def _queue_item(self) -> list:
+        # the submitted prompt and extra data, read only by nodes that need them (hidden inputs)
+        if self._item is None:
+            self._item = runs.load_item(self.farm.r, self.pid) or [0, self.pid, {}, {}, []]
+        return self._item
 
-        dyn = DynamicPrompt(self.prompt)
-        for eid, (parent, disp) in self.st["eph"].items():
-            dyn.add_ephemeral_node(eid, self.st["graph"][eid], parent, disp)
+    @property
+    def prompt(self) -> dict:
+        return dict(self._queue_item()[2])
+
+    @property
+    def extra(self) -> dict:
+        return dict(self._queue_item()[3])
+
+    def hidden(self, nid: str, kinds: set[str]) -> Hidden:
+        if not kinds:
+            return Hidden(prompt={}, extra_data={}, unique_id=nid)
+        dyn = None
+        if "DYNPROMPT" in kinds:
+            from nodes.compat.comfy_execution.graph import DynamicPrompt
+
+            dyn = DynamicPrompt(self.prompt)
+            for eid, (parent, disp) in self.st["eph"].items():
+                dyn.add_ephemeral_node(eid, self.st["graph"][eid], parent, disp)
         return Hidden(prompt=self.prompt, extra_data=self.extra, unique_id=nid, dynprompt=dyn)
 
     def inputs(self, cls: type, nid: str, node: dict, link_values: dict[str, list[list[Any]]]) -> dict[str, list[Any]]:
         compat_server.PromptServer.instance.client_id = self.st.get("client_id")
         compat_server.PromptServer.instance.last_node_id = state.display_id(self.st, nid)
         compat_server.PromptServer.instance.last_prompt_id = self.pid
-        return assemble_inputs(cls, node, link_values, self.hidden(nid))
+        kinds = set(schema.hidden_inputs(cls).values())
+        return assemble_inputs(cls, node, link_values, self.hidden(nid, kinds))
 
     def instance(self, cls: type, nid: str, class_type: str) -> Any:
         obj = self.farm.objects.get((nid, class_type))
@@ -282,8 +303,7 @@ class NodeRun:
 
     def validate_deferred(self, cls: type, nid: str, data: dict[str, list[Any]]) -> bool:
         """Re-run a VALIDATE_INPUTS that rejected a linked input's None at submit time, with real values."""
-        raw = self.farm.r.get(keys.run_deferred(self.pid))
-        if not raw or nid not in json.loads(raw):
+        if nid not in self.farm.current.get("deferred", {}):
             return True
         from nodes.validation import run_custom_validation
 

@@ -193,7 +193,7 @@ def start_run(farm: Farm, pid: str) -> None:
     st = state.new_state(pid, extra_data.get("client_id"), graph, facts, run_keys, outputs)
     step = state.admit(st, cached_keys, cached_ui, now_ms())
     pipe = farm.r.pipeline()
-    pipe.set(keys.run_state(pid), json.dumps(st))
+    save_state(pipe, pid, st, None)
     _write_step(farm, pipe, st, step, item)
     pipe.execute()
     _after_step(farm, st, step)
@@ -207,9 +207,9 @@ def _active_keys(farm: Farm, exclude: str) -> set[str]:
         pid = _s(p)
         if pid == exclude:
             continue
-        raw = farm.r.get(keys.run_state(pid))
-        if raw:
-            out.update(json.loads(raw)["keys"].values())
+        st = load_state(farm, pid)
+        if st:
+            out.update(st["keys"].values())
     return out
 
 
@@ -231,7 +231,7 @@ def _fail_unstarted(farm: Farm, pid: str, exc: Exception) -> None:
         now_ms(),
     )
     pipe = farm.r.pipeline()
-    pipe.set(keys.run_state(pid), json.dumps(st))
+    save_state(pipe, pid, st, None)
     _write_step(farm, pipe, st, step, item)
     pipe.execute()
     _after_step(farm, st, step)
@@ -240,9 +240,52 @@ def _fail_unstarted(farm: Farm, pid: str, exc: Exception) -> None:
 # ---- advancing -----------------------------------------------------------------------------------
 
 
-def load_state(r: redis.Redis, pid: str) -> dict | None:
-    raw = r.get(keys.run_state(pid))
-    return json.loads(raw) if raw else None
+STATIC_PARTS = ("graph", "keys", "facts", "eph")
+STATIC_CACHE_SIZE = 32
+
+
+def _static_version(st: dict) -> str:
+    # static parts only ever grow (expansion adds nodes), so their sizes version them
+    return f"{len(st['graph'])}.{len(st['keys'])}.{len(st['eph'])}.{len(st['facts'])}"
+
+
+def encode_state(st: dict, known_version: str | None) -> tuple[str, str | None]:
+    """The state as (dynamic JSON, static JSON or None when the stored static part is current).
+
+    A node's step rewrites only the small dynamic part; graph, keys and facts are written once at
+    admission and again only when an expansion adds nodes.
+    """
+    version = _static_version(st)
+    dynamic = {k: v for k, v in st.items() if k not in STATIC_PARTS}
+    dynamic["sv"] = version
+    static = json.dumps({k: st[k] for k in STATIC_PARTS}) if version != known_version else None
+    return json.dumps(dynamic), static
+
+
+def decode_state(farm: Farm, pid: str, raw: bytes | str) -> dict:
+    st = json.loads(raw)
+    version = st.get("sv", "")
+    static = farm.static_cache.get((pid, version))
+    if static is None:
+        blob = farm.r.get(keys.run_static(pid))
+        static = json.loads(blob) if blob else {k: {} for k in STATIC_PARTS}
+        if len(farm.static_cache) >= STATIC_CACHE_SIZE:
+            farm.static_cache.pop(next(iter(farm.static_cache)))
+        farm.static_cache[(pid, version)] = static
+    st.update(static)
+    return st
+
+
+def save_state(pipe: Any, pid: str, st: dict, known_version: str | None) -> None:
+    dynamic, static = encode_state(st, known_version)
+    pipe.set(keys.run_state(pid), dynamic)
+    if static is not None:
+        pipe.set(keys.run_static(pid), static)
+
+
+def load_state(farm: Farm, pid: str) -> dict | None:
+    raw = farm.r.get(keys.run_state(pid))
+    return decode_state(farm, pid, raw) if raw else None
 
 
 def transact(farm: Farm, pid: str, stimulus: Callable[[dict], state.Step]) -> state.Step | None:
@@ -255,11 +298,12 @@ def transact(farm: Farm, pid: str, stimulus: Callable[[dict], state.Step]) -> st
                 raw = pipe.get(key)
                 if raw is None:
                     return None
-                st = json.loads(raw)
+                st = decode_state(farm, pid, raw)
+                version = st.get("sv")
                 step = stimulus(st)
                 item = load_item(pipe, pid) if step.finish else None  # type: ignore[arg-type]
                 pipe.multi()
-                pipe.set(key, json.dumps(st))
+                save_state(pipe, pid, st, version)
                 _write_step(farm, pipe, st, step, item)
                 pipe.execute()
                 break
@@ -281,6 +325,7 @@ def _write_step(farm: Farm, pipe: Any, st: dict, step: state.Step, item: list | 
         pipe.zrem(keys.RUNNING, pid)
         pipe.delete(keys.run_cancel(pid))
         pipe.expire(keys.run_state(pid), 3600)
+        pipe.expire(keys.run_static(pid), 3600)
         remaining = max(0, queue_remaining(farm.r) - 1)
         events.add(pipe, pid, client, "status", events.status_data(remaining))
         events.add(pipe, pid, client, "executing", {"node": None, "prompt_id": pid})

@@ -109,18 +109,18 @@ def progress_entry(state: dict, nid: str, value: float, max_: float, running: bo
     }
 
 
-def progress_state(state: dict, running: dict[str, tuple[float, float]] | None = None) -> dict:
-    """ComfyUI's progress_state payload: every finished node so far, plus the running ones.
+def progress_state(state: dict, running: dict[str, tuple[float, float]] | None = None, only: list[str] | None = None) -> dict:
+    """A ``progress_state`` event as stored: the entries that changed (``only`` finished nodes,
+    plus ``running``), never the whole registry.
 
-    Running are ``running`` (the node executing now, with its progress) and every node that started
-    and went back to waiting without finishing: a lazy node that asked for inputs, a node that
-    expanded. Upstream's registry keeps those "running" until they finish.
+    ComfyUI sends every non-pending node of the prompt in each frame, which grows with the run;
+    storing that per node would make a long chain quadratic. The relay in front of each client
+    (:class:`worker.events.ProgressRegistry`) accumulates these deltas and sends the full
+    ComfyUI payload: finished nodes, plus nodes that started and have not finished yet (a lazy
+    node waiting for inputs, an expanded node), which keep their last "running" entry.
     """
-    nodes = {nid: progress_entry(state, nid, v, m, False) for nid, (v, m) in state["prog"].items()}
-    started = state.get("disp", {})
-    for nid, st in state["st"].items():
-        if st == "w" and started.get(nid, 0) > 0 and nid not in nodes:
-            nodes[nid] = progress_entry(state, nid, 0.0, 1.0, True)
+    ids = state["prog"] if only is None else only
+    nodes = {nid: progress_entry(state, nid, *state["prog"][nid], False) for nid in ids if nid in state["prog"]}
     for nid, (v, m) in (running or {}).items():
         nodes[nid] = progress_entry(state, nid, v, m, True)
     return {"prompt_id": state["pid"], "nodes": nodes}
@@ -149,7 +149,7 @@ def admit(state: dict, cached_keys: set[str], cached_ui: dict[str, Any], now_ms:
             # a cached output node: its ui is re-sent and it shows as finished, no `executing`
             step.emit("executed", {"node": nid, "display_node": nid, "output": state["ui"].get(nid), "prompt_id": pid})
             state["prog"][nid] = [1, 1]
-            step.emit("progress_state", progress_state(state))
+            step.emit("progress_state", progress_state(state, only=[nid]))
     _schedule(state, state["outputs"], step)
     _maybe_finish(state, step, now_ms)
     return step
@@ -180,7 +180,7 @@ def node_done(
     if ui is not None:
         state["ui"][nid] = ui
     state["prog"][nid] = list(progress)
-    step.emit("progress_state", progress_state(state))
+    step.emit("progress_state", progress_state(state, only=[nid]))
     for other, deps in state["deps"].items():
         if nid in deps:
             deps.remove(nid)
@@ -227,6 +227,9 @@ def node_expanded(
     step = Step()
     if state["end"] is not None or state["st"].get(nid) != "q":
         return step
+    # copy-on-write: the static part of a state (graph, keys, facts, eph) may be shared with a cache
+    for part in ("graph", "eph", "facts", "keys"):
+        state[part] = dict(state[part])
     for new_id, node in new_graph.items():
         state["graph"][new_id] = node
         state["eph"][new_id] = [nid, display.get(new_id, nid)]

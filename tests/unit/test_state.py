@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker import state
+from worker import events, state
 from worker.graph import NodeFacts
 
 PID = "p1"
@@ -146,12 +146,21 @@ def test_a_node_found_in_the_store_counts_as_done_but_not_as_executed() -> None:
     assert st["st"]["a"] == "d" and st["executed"] == []
 
 
-def test_progress_of_a_finished_node_is_kept_for_later_progress_states() -> None:
+def test_progress_state_events_carry_only_what_changed() -> None:
+    """Stored events are deltas (a long chain would otherwise be quadratic); the relay expands them."""
     st = make(chain(), ["c"])
     state.admit(st, set(), {}, 0)
     state.node_done(st, "a", progress=(4, 4))
     step = state.node_done(st, "b")
-    nodes = event(step, "progress_state")["nodes"]
+    assert set(event(step, "progress_state")["nodes"]) == {"b"}
+
+
+def test_progress_of_a_finished_node_is_kept_for_later_progress_states() -> None:
+    st = make(chain(), ["c"])
+    registry = events.ProgressRegistry()
+    state.admit(st, set(), {}, 0)
+    registry.expand(event(state.node_done(st, "a", progress=(4, 4)), "progress_state"))
+    nodes = registry.expand(event(state.node_done(st, "b"), "progress_state"))["nodes"]
     assert (nodes["a"]["value"], nodes["a"]["max"]) == (4, 4)
     assert set(nodes) == {"a", "b"}
 
@@ -477,11 +486,13 @@ def test_nodes_waiting_after_they_started_stay_running_in_progress_state() -> No
     graph, facts = lazy_graph()
     st = make(graph, ["o"], facts)
     state.admit(st, set(), {}, 0)
+    registry = events.ProgressRegistry()
+    registry.expand(state.progress_state(st, {"l": (0.0, 1.0)}, only=[]))  # the worker starts l
     state.node_pending(st, "l", ["x"])
-    nodes = state.progress_state(st, {"x": (0.0, 1.0)})["nodes"]
+    nodes = registry.expand(state.progress_state(st, {"x": (0.0, 1.0)}, only=[]))["nodes"]
     assert {k: v["state"] for k, v in nodes.items()} == {"l": "running", "x": "running"}
     step = state.node_done(st, "x")
-    nodes = event(step, "progress_state")["nodes"]
+    nodes = registry.expand(event(step, "progress_state"))["nodes"]
     assert {k: v["state"] for k, v in nodes.items()} == {"l": "running", "x": "finished"}
     assert "o" not in nodes  # waiting, never started: pending, not listed
 
