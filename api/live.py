@@ -162,7 +162,11 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
         raw = fields[b"data"]
         data: Any = None
         if etype == "progress_state":
-            data = registry.expand(json.loads(raw))
+            delta = json.loads(raw)
+            registry.update(delta)
+            if not to or not (hub.targets(to) or hub.socketio_clients):
+                return  # nobody to show it to: keep the registry, skip building the full frame
+            data = registry.view(str(delta.get("prompt_id", "")))
             raw = json.dumps(data).encode()
         elif etype == "executing" and raw.startswith(b'{"node":null'):
             registry.forget(fields[b"pid"].decode())

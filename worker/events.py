@@ -119,11 +119,15 @@ class ProgressRegistry:
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
 
+    def update(self, data: dict) -> None:
+        self.runs.setdefault(str(data.get("prompt_id", "")), {}).update(data.get("nodes") or {})
+
+    def view(self, pid: str) -> dict:
+        return {"prompt_id": pid, "nodes": dict(self.runs.get(pid, {}))}
+
     def expand(self, data: dict) -> dict:
-        pid = str(data.get("prompt_id", ""))
-        nodes = self.runs.setdefault(pid, {})
-        nodes.update(data.get("nodes") or {})
-        return {"prompt_id": pid, "nodes": dict(nodes)}
+        self.update(data)
+        return self.view(str(data.get("prompt_id", "")))
 
     def forget(self, pid: str) -> None:
         self.runs.pop(pid, None)

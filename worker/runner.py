@@ -132,7 +132,7 @@ def _execute(farm: Farm, st: dict, pid: str, nid: str, seq: int) -> None:
             _announce_blockers(farm, st, nid, data)
             unevaluated = {n for n, v in node.get("inputs", {}).items() if is_link(v) and v[0] not in link_values}
             obj = ctx.instance(cls, nid, class_type)
-            if not callable(getattr(obj, "check_lazy_status", None)):
+            if unevaluated and not callable(getattr(obj, "check_lazy_status", None)):
                 ctx.lazy_callables(cls, node, data, unevaluated)
                 unevaluated = set()
             outcome = run_node(cls, obj, data, node_id=nid, prompt_id=pid, unevaluated=unevaluated,
