@@ -1,32 +1,26 @@
-"""The Flask app: ComfyUI's routes (each at /path and /api/path), /ws, Socket.IO, the editor page."""
+"""The Flask app: ComfyUI's routes (each at /path and /api/path), /ws, Socket.IO, custom node routes,
+the editor (``/``, from the comfyui-frontend-package wheel) and the farm dashboard (``/nodefarm/``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from flask import Flask, Response, send_from_directory
+from flask import Flask, Response
 from flask_socketio import SocketIO
 
-from api import files, history, info, live, prompt
+from api import editor, files, history, info, jobs, live, manager, pack_routes, prompt, userdata
 from api.live import Hub
 from worker.farm import Farm
-
-FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 
 
 def create_app(farm: Farm) -> tuple[Flask, SocketIO, Hub]:
     app = Flask("nodefarm", static_folder=None)
     app.extensions["nodefarm"] = farm
     app.config["MAX_CONTENT_LENGTH"] = farm.settings.max_upload_mb * 1024 * 1024 + 1024 * 1024
-    for bp in (prompt.bp, history.bp, files.bp, info.bp):
+    for bp in (prompt.bp, history.bp, files.bp, info.bp, userdata.bp, jobs.bp):
         app.register_blueprint(bp)
+    manager.install(app)
     hub, socketio = live.install(app, farm.settings, farm.r)
-
-    @app.route("/")
-    def index() -> Response:
-        response = send_from_directory(FRONTEND_DIR, "index.html")
-        response.headers["Cache-Control"] = "no-cache"
-        return response
+    pack_routes.install(app, farm.r)  # after the farm's own routes: on the same rule the farm's wins
+    app.register_blueprint(editor.bp)  # `/`, the editor's files and /extensions/<pack>/...
 
     @app.errorhandler(404)
     def not_found(_exc: Exception) -> Response:

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-lru", type=int, metavar="N", help="LRU cache of N node results")
     cache.add_argument("--cache-none", action="store_true", help="no caching: every node runs every time")
     up.add_argument("--disable-metadata", action="store_true", help="no prompt/workflow in saved PNGs")
+    up.add_argument("--multi-user", action="store_true", help="per-user settings and user data (comfy-user header)")
     up.add_argument("--max-upload-size", type=float, metavar="MB", help="upload limit in MB (default 100)")
     up.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes on this host (default 2)")
     up.add_argument("--redis-url", metavar="URL",
@@ -114,6 +115,8 @@ def up_env(ns: argparse.Namespace) -> dict[str, str]:
         env["NODEFARM_CACHE"], env["NODEFARM_CACHE_LRU"] = "lru", str(ns.cache_lru)
     if ns.disable_metadata:
         env["NODEFARM_DISABLE_METADATA"] = "1"
+    if ns.multi_user:
+        env["NODEFARM_MULTI_USER"] = "1"
     if ns.max_upload_size is not None:
         env["NODEFARM_MAX_UPLOAD_MB"] = str(max(1, math.ceil(ns.max_upload_size)))
     return env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import mimetypes
 import os
@@ -51,6 +52,12 @@ def view() -> Response:
         if landed is None:
             return Response("not found", status=404)
         target = landed
+    channel = request.args.get("channel", "")
+    if "preview" in request.args or channel in ("rgb", "a"):
+        converted = _converted_image(target, request.args.get("preview"), channel)
+        if converted is not None:
+            body, mime = converted
+            return Response(body, mimetype=mime, headers={"Content-Disposition": f'filename="{target.name}"'})
     mime = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if mime in INLINE_UNSAFE:
         mime = "application/octet-stream"
@@ -58,6 +65,34 @@ def view() -> Response:
     response.headers["Content-Disposition"] = f'filename="{target.name}"'
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _converted_image(path: Path, preview: str | None, channel: str) -> tuple[bytes, str] | None:
+    """ComfyUI's ``/view`` conversions: ``preview=webp;90`` / ``jpeg;Q`` thumbnails and
+    ``channel=rgb|a`` extractions (PNG; ``channel`` is the raw query value, "" when absent). None when
+    the file is no image Pillow can read."""
+    from PIL import Image, UnidentifiedImageError
+
+    buffer = io.BytesIO()
+    try:
+        with Image.open(path) as img:
+            if preview is not None:
+                info = preview.split(";")
+                fmt = info[0] if info[0] in ("webp", "jpeg") and "a" not in channel else "webp"
+                quality = int(info[-1]) if info[-1].isdigit() else 90
+                out = img.convert("RGB") if fmt == "jpeg" or channel == "rgb" else img
+                out.save(buffer, format=fmt, quality=quality)
+                return buffer.getvalue(), f"image/{fmt}"
+            if channel == "rgb":
+                img.convert("RGB").save(buffer, format="PNG")
+                return buffer.getvalue(), "image/png"
+            alpha = img.getchannel("A") if img.mode == "RGBA" else Image.new("L", img.size, 255)
+            out = Image.new("RGBA", img.size)
+            out.putalpha(alpha)
+            out.save(buffer, format="PNG")
+            return buffer.getvalue(), "image/png"
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
 
 
 def land_from_redis(r: redis.Redis, settings: Settings, kind: str, subfolder: str, filename: str) -> Path | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import torch
-from flask import Blueprint, Response, abort, send_from_directory
+from flask import Blueprint, Response
 
 from api.routing import farm, json_response, twin
 from nodes import schema
@@ -102,20 +102,17 @@ def models_in(folder: str) -> Response:
 
 @twin(bp, "/extensions", methods=["GET"])
 def extensions() -> Response:
+    from api.editor import frontend_root
+
     urls: list[str] = []
+    root = frontend_root()
+    if root is not None:  # the editor's own /extensions/core/... scripts, as ComfyUI lists them
+        urls += ["/" + js.relative_to(root).as_posix() for js in sorted((root / "extensions").rglob("*.js"))]
     for name, web_dir in sorted(farm().registry.web_dirs.items()):
         for js in sorted(Path(web_dir).rglob("*.js")):
             rel = js.relative_to(web_dir).as_posix()
             urls.append(f"/extensions/{quote(name)}/{rel}")
     return json_response(urls)
-
-
-@bp.route("/extensions/<name>/<path:path>")
-def extension_file(name: str, path: str) -> Response:
-    web_dir = farm().registry.web_dirs.get(name)
-    if web_dir is None:
-        abort(404)
-    return send_from_directory(web_dir, path)
 
 
 @twin(bp, "/features", methods=["GET"])

@@ -29,6 +29,9 @@ def install_compat() -> None:
     """
     if str(COMPAT_DIR) not in sys.path:
         sys.path.insert(0, str(COMPAT_DIR))
+    from nodes.compat import aiohttp_web_shim
+
+    aiohttp_web_shim.install()  # `from aiohttp import web` for packs, only when aiohttp is not installed
     import nodes.compat as compat_pkg
 
     for info in pkgutil.walk_packages(compat_pkg.__path__, prefix="nodes.compat."):

@@ -74,6 +74,8 @@ class Settings:
     disable_metadata: bool = False
     # Upload limit in MiB (--max-upload-size). NODEFARM_MAX_UPLOAD_MB, default 100.
     max_upload_mb: int = 100
+    # ComfyUI's --multi-user: users chosen by the comfy-user header. NODEFARM_MULTI_USER=1.
+    multi_user: bool = False
     # Log level for our loggers. NODEFARM_LOG_LEVEL, default INFO.
     log_level: str = "INFO"
 
@@ -115,6 +117,7 @@ class Settings:
             worker_cache_mb=int(_env("NODEFARM_WORKER_CACHE_MB", "2048")),
             disable_metadata=_env("NODEFARM_DISABLE_METADATA", "0") in ("1", "true", "yes"),
             max_upload_mb=int(_env("NODEFARM_MAX_UPLOAD_MB", "100")),
+            multi_user=_env("NODEFARM_MULTI_USER", "0") in ("1", "true", "yes"),
             log_level=_env("NODEFARM_LOG_LEVEL", "INFO").upper(),
         )
 

@@ -1,5 +1,6 @@
 """Test pack for the editor: the seed's ``MyCustomNode`` (its extension adds a button to it), server routes
-declared the aiohttp way, translations under ``locales/`` and an example workflow."""
+declared the aiohttp way, a web extension that imports ``app`` itself, translations under ``locales/``
+and an example workflow."""
 
 import os
 
@@ -26,6 +27,7 @@ class MyCustomNode:
 
 
 NODE_CLASS_MAPPINGS = {"MyCustomNode": MyCustomNode}
+WEB_DIRECTORY = "./web"
 NODE_DISPLAY_NAME_MAPPINGS = {"MyCustomNode": "My Custom Node"}
 
 

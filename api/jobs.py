@@ -1,0 +1,329 @@
+"""The jobs API of newer ComfyUI (spec 11; ``comfy_execution/jobs.py``), read from the farm's Redis
+queue and history. Only under ``/api/`` (upstream registers these routes with the prefix in the path).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from api.routing import body_json, farm, json_response
+from worker import history, keys, runs
+
+bp = Blueprint("jobs", __name__)
+
+PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = "pending", "in_progress", "completed", "failed", "cancelled"
+ALL_STATUSES = (PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED)
+PREVIEWABLE_MEDIA_TYPES = frozenset({"images", "video", "audio", "3d", "text"})
+THREE_D_EXTENSIONS = (".obj", ".fbx", ".gltf", ".glb", ".usdz")
+TEXT_EXTENSIONS = (".txt", ".md", ".json")
+TEXT_PREVIEW_MAX_LENGTH = 1024
+
+
+def _prune(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _meta(extra_data: Any) -> tuple[int | None, str | None]:
+    extra = extra_data if isinstance(extra_data, dict) else {}
+    create_time = extra.get("create_time")
+    pnginfo = extra.get("extra_pnginfo")
+    workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
+    workflow_id = workflow.get("id") if isinstance(workflow, dict) else None
+    return (int(create_time) if isinstance(create_time, (int, float)) else None), (str(workflow_id) if workflow_id else None)
+
+
+def _normalize_item(item: Any) -> Any:
+    if isinstance(item, str):
+        if item.lower().endswith(THREE_D_EXTENSIONS):
+            return {"filename": item, "type": "output", "subfolder": "", "mediaType": "3d"}
+        return None
+    return item if isinstance(item, dict) else None
+
+
+def normalize_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for node_id, node_outputs in outputs.items():
+        if not isinstance(node_outputs, dict):
+            out[node_id] = node_outputs
+            continue
+        node: dict[str, Any] = {}
+        for media_type, items in node_outputs.items():
+            if media_type == "animated" or not isinstance(items, list):
+                node[media_type] = items
+                continue
+            node[media_type] = [(_normalize_item(i) or i) for i in items if i is not None]
+        out[node_id] = node
+    return out
+
+
+def _is_previewable(media_type: str, item: dict[str, Any]) -> bool:
+    if media_type in PREVIEWABLE_MEDIA_TYPES:
+        return True
+    fmt = str(item.get("format", "") or "")
+    if fmt.startswith(("video/", "audio/")):
+        return True
+    name = str(item.get("filename", "")).lower()
+    return name.endswith(THREE_D_EXTENSIONS) or name.endswith(TEXT_EXTENSIONS)
+
+
+def _is_text(media_type: str, item: dict[str, Any]) -> bool:
+    return media_type == "text" or str(item.get("filename", "")).lower().endswith(TEXT_EXTENSIONS)
+
+
+def outputs_summary(outputs: dict[str, Any]) -> tuple[int, int, dict[str, Any] | None]:
+    """(outputs_count, previewable_outputs_count, preview_output) with upstream's preview priority."""
+    count = previewable = 0
+    preview = fallback = text_file = text_value = None
+    for node_id, node_outputs in outputs.items():
+        if not isinstance(node_outputs, dict):
+            continue
+        for media_type, items in node_outputs.items():
+            if media_type == "animated" or not isinstance(items, list):
+                continue
+            for raw in items:
+                item = raw if isinstance(raw, dict) else _normalize_item(raw)
+                if item is None:
+                    if media_type == "text" and raw is not None and text_value is None:
+                        value = raw[0] if isinstance(raw, (list, tuple)) and raw else str(raw)
+                        value = str(value)
+                        entry: dict[str, Any] = {"content": value[:TEXT_PREVIEW_MAX_LENGTH]}
+                        if len(value) > TEXT_PREVIEW_MAX_LENGTH:
+                            entry["truncated"] = True
+                        text_value = {**entry, "nodeId": node_id, "mediaType": media_type}
+                    continue
+                count += 1
+                if not _is_previewable(media_type, item):
+                    continue
+                previewable += 1
+                if preview is not None:
+                    continue
+                enriched = {**item, "nodeId": node_id}
+                enriched.setdefault("mediaType", media_type)
+                if _is_text(media_type, item):
+                    text_file = text_file or enriched
+                elif item.get("type") == "output":
+                    preview = enriched
+                elif fallback is None:
+                    fallback = enriched
+    return count, previewable, preview or fallback or text_file or text_value
+
+
+def _message_times(messages: Any) -> tuple[int | None, int | None, dict | None, bool]:
+    start = end = None
+    error = None
+    interrupted = False
+    for entry in messages if isinstance(messages, list) else []:
+        if not (isinstance(entry, (list, tuple)) and len(entry) >= 2 and isinstance(entry[1], dict)):
+            continue
+        name, data = entry[0], entry[1]
+        if name == "execution_start":
+            start = data.get("timestamp")
+        elif name in ("execution_success", "execution_error", "execution_interrupted"):
+            end = data.get("timestamp")
+            if name == "execution_error":
+                error = data
+            elif name == "execution_interrupted":
+                interrupted = True
+    return start, end, error, interrupted
+
+
+def queue_job(item: list, status: str, include_workflow: bool = False, started: int | None = None) -> dict[str, Any]:
+    number, pid, prompt, extra_data, _outputs = item[:5]
+    create_time, workflow_id = _meta(extra_data)
+    job = _prune(
+        {
+            "id": pid,
+            "status": status,
+            "priority": number,
+            # upstream stamps create_time at POST /prompt; without it, the best time we know
+            "create_time": create_time if create_time is not None else (started or int(time.time() * 1000)),
+            "execution_start_time": started if status == IN_PROGRESS else None,
+            "outputs_count": 0,
+            "previewable_outputs_count": 0,
+            "workflow_id": workflow_id,
+        }
+    )
+    if include_workflow:
+        job["workflow"] = {"prompt": prompt, "extra_data": extra_data}
+    return job
+
+
+def history_job(pid: str, entry: dict[str, Any], include_outputs: bool = False, finished_at: float | None = None) -> dict[str, Any]:
+    number, _pid, prompt, extra_data, _outputs = (list(entry.get("prompt") or []) + [None] * 5)[:5]
+    create_time, workflow_id = _meta(extra_data)
+    status_info = entry.get("status") or {}
+    outputs = entry.get("outputs") or {}
+    count, previewable, preview = outputs_summary(outputs)
+    start, end, error, interrupted = _message_times(status_info.get("messages"))
+    status_str = status_info.get("status_str")
+    status = (CANCELLED if interrupted else FAILED) if status_str == "error" else COMPLETED
+    if create_time is None:
+        create_time = start or end or (int(finished_at * 1000) if finished_at else 0)
+    job = _prune(
+        {
+            "id": pid,
+            "status": status,
+            "priority": number,
+            "create_time": create_time,
+            "execution_start_time": start,
+            "execution_end_time": end,
+            "execution_error": error,
+            "outputs_count": count,
+            "previewable_outputs_count": previewable,
+            "preview_output": preview,
+            "workflow_id": workflow_id,
+        }
+    )
+    if include_outputs:
+        job["outputs"] = normalize_outputs(outputs)
+        job["execution_status"] = status_info
+        job["workflow"] = {"prompt": prompt, "extra_data": extra_data}
+    return job
+
+
+def _started(pid: str) -> int | None:
+    st = runs.load_state(farm(), pid)
+    if not st:
+        return None
+    start, _end, _err, _int = _message_times(st.get("msgs"))
+    return int(start) if isinstance(start, (int, float)) else None
+
+
+def _error(message: str, status: int = 400, **extra: Any) -> Response:
+    return json_response({"error": message, **extra}, status)
+
+
+@bp.route("/api/jobs", methods=["GET"])
+def list_jobs() -> Response:
+    q = request.args
+    statuses: list[str] | None = None
+    if q.get("status"):
+        statuses = [s.strip().lower() for s in q["status"].split(",") if s.strip()]
+        bad = [s for s in statuses if s not in ALL_STATUSES]
+        if bad:
+            return _error(f"Invalid status value(s): {', '.join(bad)}. Valid values: {', '.join(ALL_STATUSES)}")
+    wanted = set(statuses or ALL_STATUSES)
+    sort_by = q.get("sort_by", "created_at").lower()
+    sort_order = q.get("sort_order", "desc").lower()
+    if sort_by not in ("created_at", "execution_duration"):
+        return _error("sort_by must be 'created_at' or 'execution_duration'")
+    if sort_order not in ("asc", "desc"):
+        return _error("sort_order must be 'asc' or 'desc'")
+    limit: int | None = None
+    if "limit" in q:
+        try:
+            limit = int(q["limit"])
+        except ValueError:
+            return _error("limit must be an integer")
+        if limit <= 0:
+            return _error("limit must be a positive integer")
+    offset = 0
+    if "offset" in q:
+        try:
+            offset = max(0, int(q["offset"]))
+        except ValueError:
+            return _error("offset must be an integer")
+
+    f = farm()
+    jobs: list[dict[str, Any]] = []
+    if wanted & {IN_PROGRESS, PENDING}:
+        running, pending = runs.queue_items(f)
+        if IN_PROGRESS in wanted:
+            jobs += [queue_job(item, IN_PROGRESS, started=_started(item[1])) for item in running]
+        if PENDING in wanted:
+            jobs += [queue_job(item, PENDING) for item in pending]
+    if wanted & {COMPLETED, FAILED, CANCELLED}:
+        finished = history.finish_times(f.r)
+        for pid, entry in history.get(f.r).items():
+            job = history_job(pid, entry, finished_at=finished.get(pid))
+            if job["status"] in wanted:
+                jobs.append(job)
+    workflow_id = q.get("workflow_id")
+    if workflow_id:
+        jobs = [j for j in jobs if j.get("workflow_id") == workflow_id]
+
+    def key(job: dict[str, Any]) -> float:
+        if sort_by == "execution_duration":
+            start, end = job.get("execution_start_time"), job.get("execution_end_time")
+            return float(end - start) if start and end else 0.0
+        return float(job.get("create_time") or 0)
+
+    jobs.sort(key=key, reverse=sort_order == "desc")
+    total = len(jobs)
+    page = jobs[offset:]
+    if limit is not None:
+        page = page[:limit]
+    return json_response(
+        {
+            "jobs": page,
+            "pagination": {"offset": offset, "limit": limit if limit is not None else total, "total": total,
+                           "has_more": offset + len(page) < total},
+        }
+    )
+
+
+def find_job(pid: str) -> dict[str, Any] | None:
+    f = farm()
+    entry = history.get_one(f.r, pid).get(pid)
+    if entry is not None:
+        return history_job(pid, entry, include_outputs=True, finished_at=history.finish_times(f.r, [pid]).get(pid))
+    running, pending = runs.queue_items(f)
+    for item in running:
+        if item[1] == pid:
+            return queue_job(item, IN_PROGRESS, include_workflow=True, started=_started(pid))
+    for item in pending:
+        if item[1] == pid:
+            return queue_job(item, PENDING, include_workflow=True)
+    return None
+
+
+@bp.route("/api/jobs/<job_id>", methods=["GET"])
+def get_job(job_id: str) -> Response:
+    job = find_job(job_id)
+    if job is None:
+        return _error("Job not found", 404)
+    return json_response(job)
+
+
+def cancel(pid: str) -> bool:
+    """Dequeue a pending job or interrupt a running one; False for a finished or unknown id."""
+    f = farm()
+    if f.r.zscore(keys.QUEUE, pid) is not None:
+        removed = bool(f.r.zrem(keys.QUEUE, pid))
+        if removed:
+            f.r.delete(keys.run_item(pid))
+            runs.emit_status(f)
+            return True
+    if f.r.zscore(keys.RUNNING, pid) is not None:
+        return bool(runs.interrupt(f, pid))
+    return False
+
+
+@bp.route("/api/jobs/<job_id>/cancel", methods=["POST"])
+def cancel_job(job_id: str) -> Response:
+    return json_response({"cancelled": cancel(job_id)})
+
+
+@bp.route("/api/jobs/cancel", methods=["POST"])
+def cancel_jobs() -> Response:
+    body = body_json(None)
+    ids = body.get("job_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list):
+        return _error("job_ids must be a list")
+    invalid = []
+    for jid in ids:
+        try:
+            if not isinstance(jid, str) or str(uuid.UUID(jid)) != jid:
+                raise ValueError
+        except ValueError:
+            invalid.append(jid if isinstance(jid, str) else repr(jid))
+    if invalid:
+        return _error("job_ids contains invalid id(s)", invalid_ids=invalid)
+    cancelled = False
+    for jid in ids:
+        cancelled = cancel(jid) or cancelled
+    return json_response({"cancelled": cancelled})
