@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -113,8 +114,20 @@ def land_from_redis(r: redis.Redis, settings: Settings, kind: str, subfolder: st
     return target
 
 
-@twin(bp, "/upload/image", methods=["POST"])
-def upload_image() -> Response:
+@dataclass
+class Upload:
+    """An uploaded file and where it goes, with ComfyUI's naming rules applied."""
+
+    kind: str
+    subfolder: str
+    name: str
+    target: Path
+    data: bytes
+    same_as_existing: bool  # a file of that name with the same content exists: ComfyUI reuses it
+
+
+def read_upload() -> Upload | Response:
+    """Parse an /upload/* form: ``image`` file, ``type``, ``subfolder``, ``overwrite``."""
     f = farm()
     image = request.files.get("image")
     if image is None or not image.filename:
@@ -132,19 +145,37 @@ def upload_image() -> Response:
     target = files.safe_join(root, subfolder, name)
     if target is None:
         return Response("invalid path", status=400)
+    same = False
     if not overwrite:
         stem, ext = os.path.splitext(name)
+        digest = hashlib.sha256(data).digest()
         i = 1
         while target.exists():
-            if hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest():
+            if hashlib.sha256(target.read_bytes()).digest() == digest:
+                same = True
                 break
             name = f"{stem} ({i}){ext}"
             target = files.safe_join(root, subfolder, name) or target
             i += 1
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    files.publish_file(f.r, kind, subfolder, name, data, None if kind == "input" else files.FILE_TTL_S)
-    return json_response({"name": name, "subfolder": subfolder, "type": kind})
+    return Upload(kind, subfolder, name, target, data, same)
+
+
+def store_upload(up: Upload, data: bytes) -> Response:
+    """Write the file on this host and publish it to Redis for workers on other hosts."""
+    up.target.parent.mkdir(parents=True, exist_ok=True)
+    up.target.write_bytes(data)
+    files.publish_file(farm().r, up.kind, up.subfolder, up.name, data, None if up.kind == "input" else files.FILE_TTL_S)
+    return upload_answer(up)
+
+
+def upload_answer(up: Upload) -> Response:
+    return json_response({"name": up.name, "subfolder": up.subfolder, "type": up.kind})
+
+
+@twin(bp, "/upload/image", methods=["POST"])
+def upload_image() -> Response:
+    up = read_upload()
+    return up if isinstance(up, Response) else store_upload(up, up.data)
 
 
 # ---- host boot and landing ---------------------------------------------------------------------

@@ -327,16 +327,12 @@ def upload_mask() -> Response:
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from api.files import ANNOTATION, land_from_redis
+    from api.files import ANNOTATION, land_from_redis, read_upload, store_upload, upload_answer
 
     f = farm()
-    image = request.files.get("image")
-    if image is None or not image.filename:
-        return Response("no image", status=400)
-    kind = request.form.get("type", "input") or "input"
-    root = f.settings.directory(kind)
-    if root is None:
-        return Response("invalid type", status=400)
+    up = read_upload()
+    if isinstance(up, Response):
+        return up
     try:
         ref = json.loads(request.form.get("original_ref") or "")
         assert isinstance(ref, dict)
@@ -357,38 +353,20 @@ def upload_mask() -> Response:
         return Response("forbidden", status=403)
     if not original.is_file():
         original = land_from_redis(f.r, f.settings, ref_kind, ref_sub, ref_name) or original
-    subfolder = request.form.get("subfolder", "")
-    overwrite = request.form.get("overwrite", "").lower() in ("true", "1")
-    name = os.path.basename(image.filename)
-    uploaded = image.read()
-    target = files.safe_join(root, subfolder, name)
-    if target is None:
-        return Response("invalid path", status=400)
-    if not overwrite:
-        stem, ext = os.path.splitext(name)
-        i = 1
-        while target.exists():
-            if hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(uploaded).digest():
-                return json_response({"name": name, "subfolder": subfolder, "type": kind})
-            name = f"{stem} ({i}){ext}"
-            target = files.safe_join(root, subfolder, name) or target
-            i += 1
+    if up.same_as_existing:
+        return upload_answer(up)
     if not original.is_file():
-        return json_response({"name": name, "subfolder": subfolder, "type": kind})  # ComfyUI writes nothing
+        return upload_answer(up)  # ComfyUI writes nothing
     with Image.open(original) as orig:
         meta = PngInfo()
         for k, v in (getattr(orig, "text", None) or {}).items():
             meta.add_text(k, v)
         merged = orig.convert("RGBA")
-    with Image.open(io.BytesIO(uploaded)) as mask:
+    with Image.open(io.BytesIO(up.data)) as mask:
         merged.putalpha(mask.convert("RGBA").getchannel("A"))
     buffer = io.BytesIO()
     merged.save(buffer, format="PNG", compress_level=4, pnginfo=meta)
-    data = buffer.getvalue()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    files.publish_file(f.r, kind, subfolder, name, data, None if kind == "input" else files.FILE_TTL_S)
-    return json_response({"name": name, "subfolder": subfolder, "type": kind})
+    return store_upload(up, buffer.getvalue())
 
 
 # ---- /internal -----------------------------------------------------------------------------------

@@ -17,29 +17,13 @@ import time
 import redis
 from celery import Celery
 
+from worker.celery_app import reliable_conf
+
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("BENCH_QUEUE", "bench.bare")
-VISIBILITY = 2 * 3600
-
 app = Celery("bare_chain", broker=BROKER_URL, set_as_current=False)
-app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
-    event_serializer="json",
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_ignore_result=True,
-    result_backend=None,
-    broker_transport_options={"visibility_timeout": VISIBILITY, "queue_order_strategy": "priority"},
-    visibility_timeout=VISIBILITY,
-    broker_connection_retry_on_startup=True,
-    task_default_queue=QUEUE,
-    worker_hijack_root_logger=False,
-    worker_redirect_stdouts=False,
-    worker_send_task_events=False,
-)
+# the farm's own Celery settings, so the baseline differs only by what the farm does per node
+app.conf.update(reliable_conf(3600), task_default_queue=QUEUE)
 
 _client: list[redis.Redis] = []
 

@@ -15,31 +15,36 @@ from worker import keys
 from worker.runs import NODE_TASK
 
 
+def reliable_conf(time_limit: int) -> dict[str, Any]:
+    """Celery settings for long GPU nodes that must never be lost (DESIGN section 5): JSON only,
+    late acks that re-queue when a worker dies, prefetch 1, no result backend, a visibility timeout
+    twice the hard time limit (else kombu re-delivers long nodes while they run)."""
+    visibility = 2 * time_limit
+    return {
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_time_limit": time_limit,
+        "broker_transport_options": {"visibility_timeout": visibility, "queue_order_strategy": "priority"},
+        "visibility_timeout": visibility,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_send_task_events": False,
+        "worker_soft_shutdown_timeout": 10,
+    }
+
+
 def make_celery(settings: Settings) -> Celery:
     app = Celery("nodefarm", broker=settings.redis_url, set_as_current=False)
-    limit = settings.node_time_limit
-    visibility = 2 * limit
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        event_serializer="json",
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_ignore_result=True,
-        result_backend=None,
-        task_time_limit=limit,
-        broker_transport_options={"visibility_timeout": visibility, "queue_order_strategy": "priority"},
-        visibility_timeout=visibility,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
-        broker_connection_retry_on_startup=True,
-        task_default_queue=keys.SHARED_QUEUE,
-        worker_hijack_root_logger=False,
-        worker_redirect_stdouts=False,
-        worker_send_task_events=False,
-        worker_soft_shutdown_timeout=10,
-    )
+    app.conf.update(reliable_conf(settings.node_time_limit), task_default_queue=keys.SHARED_QUEUE)
 
     @app.task(name=NODE_TASK, ignore_result=True, acks_late=True)
     def node_task(pid: str, nid: str, seq: int = 1) -> None:

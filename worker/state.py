@@ -120,7 +120,11 @@ def progress_state(state: dict, running: dict[str, tuple[float, float]] | None =
     node waiting for inputs, an expanded node), which keep their last "running" entry.
     """
     ids = state["prog"] if only is None else only
-    nodes = {nid: progress_entry(state, nid, *state["prog"][nid], False) for nid in ids if nid in state["prog"]}
+    nodes = {
+        nid: progress_entry(state, nid, state["prog"][nid][0], state["prog"][nid][1], False)
+        for nid in ids
+        if nid in state["prog"]
+    }
     for nid, (v, m) in (running or {}).items():
         nodes[nid] = progress_entry(state, nid, v, m, True)
     return {"prompt_id": state["pid"], "nodes": nodes}

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, NamedTuple
 
+# Route declarations are recorded with the aiohttp face's RouteTableDef (the real aiohttp's when
+# installed, see _new_route_table).
+from nodes.compat.aiohttp_web_shim import RouteDef, RouteTableDef, StaticDef
 from nodes.compat.protocol import BinaryEventTypes
 
 __all__ = ["BinaryEventTypes", "EventSink", "PromptServer", "RouteDef", "RouteRecord", "RouteTableDef", "StaticDef"]
@@ -42,86 +45,6 @@ class RouteRecord(NamedTuple):
     handler: Handler | None
     kwargs: dict[str, Any]
 
-
-class RouteDef:
-    """``aiohttp.web.RouteDef`` look-alike: one ``method path -> handler`` declaration."""
-
-    def __init__(self, method: str, path: str, handler: Handler, kwargs: dict[str, Any]) -> None:
-        self.method = method
-        self.path = path
-        self.handler = handler
-        self.kwargs = kwargs
-
-    def __repr__(self) -> str:
-        return f"<RouteDef {self.method} {self.path} -> {getattr(self.handler, '__name__', self.handler)!r}>"
-
-
-class StaticDef:
-    """``aiohttp.web.StaticDef`` look-alike: ``prefix`` served from folder ``path``."""
-
-    method = "STATIC"
-    handler = None
-
-    def __init__(self, prefix: str, path: str, kwargs: dict[str, Any]) -> None:
-        self.prefix = prefix
-        self.path = path
-        self.kwargs = kwargs
-
-    def __repr__(self) -> str:
-        return f"<StaticDef {self.prefix} -> {self.path}>"
-
-
-class RouteTableDef:
-    """Minimal ``aiohttp.web.RouteTableDef``: decorators that record ``(method, path, handler)``."""
-
-    def __init__(self) -> None:
-        self._items: list[RouteDef | StaticDef] = []
-
-    def __iter__(self) -> Iterator[RouteDef | StaticDef]:
-        return iter(list(self._items))
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __getitem__(self, index: int) -> RouteDef | StaticDef:
-        return self._items[index]
-
-    def __repr__(self) -> str:
-        return f"<RouteTableDef count={len(self._items)}>"
-
-    def route(self, method: str, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self._items.append(RouteDef(method.upper(), path, handler, kwargs))
-            return handler
-
-        return register
-
-    def head(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        return self.route("HEAD", path, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        return self.route("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        return self.route("POST", path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        return self.route("PUT", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        return self.route("PATCH", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        return self.route("DELETE", path, **kwargs)
-
-    def options(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        return self.route("OPTIONS", path, **kwargs)
-
-    def view(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        return self.route("*", path, **kwargs)
-
-    def static(self, prefix: str, path: str, **kwargs: Any) -> None:
-        self._items.append(StaticDef(prefix, str(path), kwargs))
 
 
 def _new_route_table() -> Any:
