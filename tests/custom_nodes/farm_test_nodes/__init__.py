@@ -79,7 +79,29 @@ class TestRaise:
         raise ValueError(f"broken on purpose ({value})")
 
 
+class TestPreview:
+    """Reports progress with a PNG preview, like a sampler's latent previews."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"default": 1.0})}}
+
+    RETURN_TYPES = ("FLOAT",)
+    FUNCTION = "run"
+    CATEGORY = "testing"
+
+    def run(self, value):
+        import comfy.utils
+        from PIL import Image
+
+        bar = comfy.utils.ProgressBar(2)
+        bar.update_absolute(1, 2, ("PNG", Image.new("RGB", (32, 16), (255, 0, 0)), 64))
+        bar.update_absolute(2, 2)
+        return (value,)
+
+
 NODE_CLASS_MAPPINGS = {
+    "TestPreview": TestPreview,
     "TestSlowValue": TestSlowValue,
     "TestKillWorker": TestKillWorker,
     "TestFloatOutput": TestFloatOutput,
