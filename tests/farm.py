@@ -214,3 +214,30 @@ class WsClient:
 
     def close(self) -> None:
         self.ws.close()
+
+
+# ---- reading what a run produced (shared by the integration tests) ---------------------------------
+
+
+def executing(messages: list[dict]) -> list[str]:
+    """Node ids of the ``executing`` frames, in order (the final ``node: null`` left out)."""
+    return [m["data"]["node"] for m in messages if m["type"] == "executing" and m["data"]["node"] is not None]
+
+
+def frames(messages: list[dict], kind: str) -> list[dict]:
+    return [m["data"] for m in messages if m["type"] == kind]
+
+
+def marks(farm: Farm, tag: str) -> list[str]:
+    """Lines a test node wrote to its mark file (one per execution)."""
+    path = farm.marks / tag
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def texts(entry: dict, node: str) -> list[str]:
+    return list(entry["outputs"][node]["text"])
+
+
+def assert_success(entry: dict) -> None:
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert entry["status"]["completed"] is True

@@ -19,7 +19,7 @@ import pytest
 import requests
 import socketio
 
-from tests.farm import Farm, WsClient
+from tests.farm import Farm, WsClient, assert_success, frames, marks, texts
 
 pytestmark = pytest.mark.integration
 
@@ -61,21 +61,8 @@ def executing(messages: list[dict]) -> list[tuple[str, str]]:
             if m["type"] == "executing" and m["data"]["node"] is not None]
 
 
-def frames(messages: list[dict], kind: str) -> list[dict]:
-    return [m["data"] for m in messages if m["type"] == kind]
 
 
-def marks(farm: Farm, name: str) -> list[str]:
-    path = farm.marks / name
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def texts(entry: dict, node: str) -> list[str]:
-    return list(entry["outputs"][node]["text"])
-
-
-def assert_success(entry: dict) -> None:
-    assert entry["status"]["status_str"] == "success", entry["status"]
 
 
 # ---- Custom Scheduling: ConditionalNode, LoopNode --------------------------------------------------

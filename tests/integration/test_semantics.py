@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.farm import Farm, WsClient
+from tests.farm import Farm, WsClient, assert_success, executing, frames, marks, texts
 
 pytestmark = pytest.mark.integration
 
@@ -43,26 +43,9 @@ def run_ws(farm: Farm, prompt: dict, **body: Any) -> tuple[str, list[dict], dict
     return pid, messages, farm.wait(pid)
 
 
-def executing(messages: list[dict]) -> list[str]:
-    return [m["data"]["node"] for m in messages if m["type"] == "executing" and m["data"]["node"] is not None]
 
 
-def frames(messages: list[dict], kind: str) -> list[dict]:
-    return [m["data"] for m in messages if m["type"] == kind]
 
-
-def marks(farm: Farm, tag: str) -> list[str]:
-    path = farm.marks / tag
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def texts(entry: dict, node: str) -> list[str]:
-    return list(entry["outputs"][node]["text"])
-
-
-def assert_success(entry: dict) -> None:
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    assert entry["status"]["completed"] is True
 
 
 # ---- list mapping (5.4) --------------------------------------------------------------------------
