@@ -87,22 +87,19 @@ def _execute(farm: Farm, st: dict, pid: str, nid: str, seq: int) -> None:
     key = st["keys"][nid]
     class_type = node["class_type"]
     display = state.display_id(st, nid)
+    resolving = nid in st.get("resolve", {})
 
-    if nid not in st.get("resolve", {}):
-        # The shared record decides (cache modes evict it); local memory only speeds up reading values.
-        if farm.store.exists([key]):
-            ui = farm.store.get_ui([key]).get(key)
-            if ui:
-                _emit(farm, st, [("executed", {"node": nid, "display_node": display, "output": ui, "prompt_id": pid})])
-            runs.transact(farm, pid, lambda s: state.node_done(s, nid, ui=ui, ran=False, now_ms=runs.now_ms()))
-            return
+    # The shared record decides (cache modes evict it); local memory only speeds up reading values.
+    if not resolving and farm.store.exists([key]):
+        ui = farm.store.get_ui([key]).get(key)
+        runs.transact(farm, pid, lambda s: state.node_done(s, nid, ui=ui, ran=False, now_ms=runs.now_ms()))
+        return
 
     cls = farm.registry.get(class_type)
     data: dict[str, list[Any]] = {}
     try:
         if cls is None:
             raise RuntimeError(f"node class {class_type} is not installed on worker {farm.settings.worker_name}")
-        resolving = nid in st.get("resolve", {})
         if resolving:  # an expanded node's second visit reads its expansion's results, not its inputs
             wanted = [v[0] for socket in st["resolve"][nid] for v in socket if is_link(v)]
         else:
@@ -156,10 +153,8 @@ def _execute(farm: Farm, st: dict, pid: str, nid: str, seq: int) -> None:
 def _finish_node(farm: Farm, st: dict, pid: str, nid: str, key: str, outcome: Outcome) -> None:
     holder = farm.store.put(key, outcome.outputs, outcome.ui)
     farm.cache.stored(key)
-    display = state.display_id(st, nid)
     if outcome.ui:
         files.ship_ui_files(farm, outcome.ui)
-        _emit(farm, st, [("executed", {"node": nid, "display_node": display, "output": outcome.ui, "prompt_id": pid})])
     ui = outcome.ui
     who = farm.settings.worker_name if holder else None
     runs.transact(farm, pid, lambda s: state.node_done(s, nid, ui=ui, now_ms=runs.now_ms(), holder=who))

@@ -183,6 +183,9 @@ def node_done(
         state["executed"].append(nid)
     if ui is not None:
         state["ui"][nid] = ui
+    if ui:  # ComfyUI: `executed` with the node's ui (fresh or cached), then its progress finishes
+        node = {"node": nid, "display_node": display_id(state, nid), "output": ui, "prompt_id": state["pid"]}
+        step.emit("executed", node)
     state["prog"][nid] = list(progress)
     step.emit("progress_state", progress_state(state, only=[nid]))
     for other, deps in state["deps"].items():

@@ -122,7 +122,8 @@ def test_node_done_unblocks_dependants_and_the_last_one_ends_the_run() -> None:
     step = state.node_done(st, "b", now_ms=2)
     assert step.dispatch == ["c"]
     step = state.node_done(st, "c", ui={"text": ["done"]}, now_ms=3)
-    assert types(step) == ["progress_state", "execution_success"]
+    assert types(step) == ["executed", "progress_state", "execution_success"]
+    assert event(step, "executed") == {"node": "c", "display_node": "c", "output": {"text": ["done"]}, "prompt_id": PID}
     assert event(step, "execution_success") == {"prompt_id": PID, "timestamp": 3}
     assert step.finish == "success"
     assert st["executed"] == ["a", "b", "c"]
