@@ -243,6 +243,18 @@ def scan(source: str) -> tuple[str, list[int]]:
         blank(source[start:n])
         return n
 
+    def continue_template(start: int) -> tuple[int, str]:
+        """Template text from ``start``; at a ``${`` enter its expression. Returns (next index, last_sig)."""
+        nonlocal depth
+        r = read_template(start)
+        if r >= 0:
+            return r, "str"
+        emit("$")
+        emit("{")
+        depth += 1
+        template_stack.append(depth)
+        return -r - 1, "{"
+
     while i < n:
         c = source[i]
         if c == "/" and i + 1 < n and source[i + 1] == "/":
@@ -270,19 +282,7 @@ def scan(source: str) -> tuple[str, list[int]]:
             continue
         if c == "`":
             emit("`")
-            r = read_template(i + 1)
-            if r < 0:
-                i = -r - 1
-                out.append("$")
-                depth_at.append(depth)
-                out.append("{")
-                depth_at.append(depth)
-                depth += 1
-                template_stack.append(depth)
-                last_sig = "{"
-            else:
-                i = r
-                last_sig = "str"
+            i, last_sig = continue_template(i + 1)
             continue
         if c == "/" and (last_sig == "" or last_sig in _REGEX_PRECEDERS or last_sig in _REGEX_KEYWORDS):
             j, in_class = i + 1, False
@@ -318,19 +318,7 @@ def scan(source: str) -> tuple[str, list[int]]:
                 template_stack.pop()
                 depth -= 1
                 emit("}")
-                r = read_template(i + 1)
-                if r < 0:
-                    i = -r - 1
-                    out.append("$")
-                    depth_at.append(depth)
-                    out.append("{")
-                    depth_at.append(depth)
-                    depth += 1
-                    template_stack.append(depth)
-                    last_sig = "{"
-                else:
-                    i = r
-                    last_sig = "str"
+                i, last_sig = continue_template(i + 1)
                 continue
             depth = max(0, depth - 1)
             emit(c)
