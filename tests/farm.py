@@ -241,3 +241,14 @@ def texts(entry: dict, node: str) -> list[str]:
 def assert_success(entry: dict) -> None:
     assert entry["status"]["status_str"] == "success", entry["status"]
     assert entry["status"]["completed"] is True
+
+
+def run_ws(farm: Farm, prompt: dict, **body: Any) -> tuple[str, list[dict], dict]:
+    """Submit with a fresh websocket client; return (prompt id, its messages, its history entry)."""
+    ws = WsClient(farm.url)
+    try:
+        pid = farm.submit(prompt, client_id=ws.client_id, **body)
+        messages = ws.until_done(pid)
+    finally:
+        ws.close()
+    return pid, messages, farm.wait(pid)

@@ -19,7 +19,7 @@ import pytest
 import requests
 import socketio
 
-from tests.farm import Farm, WsClient, assert_success, frames, marks, texts
+from tests.farm import Farm, WsClient, assert_success, frames, marks, run_ws, texts
 
 pytestmark = pytest.mark.integration
 
@@ -45,15 +45,6 @@ def n(class_type: str, **inputs: Any) -> dict:
 def image(width: int = 4, height: int = 4, batch: int = 1, c: int | None = None) -> dict:
     return n("EmptyImage", width=width, height=height, batch_size=batch, color=color() if c is None else c)
 
-
-def run_ws(farm: Farm, prompt: dict, **body: Any) -> tuple[str, list[dict], dict]:
-    ws = WsClient(farm.url)
-    try:
-        pid = farm.submit(prompt, client_id=ws.client_id, **body)
-        messages = ws.until_done(pid)
-    finally:
-        ws.close()
-    return pid, messages, farm.wait(pid)
 
 
 def executing(messages: list[dict]) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.farm import Farm, WsClient, assert_success, executing, frames, marks, texts
+from tests.farm import Farm, WsClient, assert_success, executing, frames, marks, run_ws, texts
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +31,6 @@ def ufloat() -> float:
 def n(class_type: str, **inputs: Any) -> dict:
     return {"class_type": class_type, "inputs": inputs}
 
-
-def run_ws(farm: Farm, prompt: dict, **body: Any) -> tuple[str, list[dict], dict]:
-    """Submit with a fresh websocket client; return (prompt id, its messages, its history entry)."""
-    ws = WsClient(farm.url)
-    try:
-        pid = farm.submit(prompt, client_id=ws.client_id, **body)
-        messages = ws.until_done(pid)
-    finally:
-        ws.close()
-    return pid, messages, farm.wait(pid)
 
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nodes.boot import install_compat
 from nodes.settings import Settings
-
-
-@pytest.fixture()
-def fp(tmp_path: Path) -> Iterator[Any]:
-    install_compat()
-    from nodes.compat import folder_paths
-
-    folder_paths.configure(Settings(base_dir=tmp_path))
-    folder_paths.set_counter_hook(None)
-    folder_paths.set_fetch_hook(None)
-    yield folder_paths
-    folder_paths.set_counter_hook(None)
-    folder_paths.set_fetch_hook(None)
 
 
 @pytest.fixture()

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nodes.boot import install_compat
 from nodes.settings import Settings
-
-
-@pytest.fixture()
-def fp(tmp_path: Path) -> Iterator[object]:
-    install_compat()
-    from nodes.compat import folder_paths
-
-    folder_paths.configure(Settings(base_dir=tmp_path))
-    folder_paths.set_counter_hook(None)
-    folder_paths.set_fetch_hook(None)
-    yield folder_paths
-    folder_paths.set_counter_hook(None)
-    folder_paths.set_fetch_hook(None)
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
