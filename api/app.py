@@ -6,8 +6,22 @@ from __future__ import annotations
 from flask import Flask, Response
 from flask_socketio import SocketIO
 
-from api import editor, files, history, info, jobs, live, manager, pack_routes, prompt, userdata
+from api import live
 from api.live import Hub
+from api.routes import (
+    editor,
+    files,
+    history,
+    info,
+    internal,
+    jobs,
+    memory,
+    models,
+    pack_routes,
+    prompt,
+    templates,
+    userdata,
+)
 from worker.farm import Farm
 
 
@@ -15,9 +29,9 @@ def create_app(farm: Farm) -> tuple[Flask, SocketIO, Hub]:
     app = Flask("nodefarm", static_folder=None)
     app.extensions["nodefarm"] = farm
     app.config["MAX_CONTENT_LENGTH"] = farm.settings.max_upload_mb * 1024 * 1024 + 1024 * 1024
-    for bp in (prompt.bp, history.bp, files.bp, info.bp, userdata.bp, jobs.bp):
-        app.register_blueprint(bp)
-    manager.install(app)
+    for routes in (prompt, history, files, info, userdata, jobs, models, templates, memory, internal):
+        app.register_blueprint(routes.bp)
+    internal.install_logs()
     hub, socketio = live.install(app, farm.settings, farm.r)
     pack_routes.install(app, farm.r)  # after the farm's own routes: on the same rule the farm's wins
     app.register_blueprint(editor.bp)  # `/`, the editor's files and /extensions/<pack>/...

@@ -21,7 +21,7 @@ from flask_sock import Sock
 from flask_socketio import SocketIO, join_room
 
 from nodes.settings import Settings
-from worker import events, keys, runs
+from worker import events, keys, prompt_queue
 
 log = logging.getLogger("nodefarm.api.live")
 
@@ -84,7 +84,7 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
         sid = request.args.get("clientId") or uuid.uuid4().hex
         hub.add(sid, ws)
         try:
-            hub.send(ws, frame("status", events.status_data(runs.queue_remaining(r), sid)))
+            hub.send(ws, frame("status", events.status_data(prompt_queue.queue_remaining(r), sid)))
             first = True
             while True:
                 message = ws.receive()
@@ -115,7 +115,7 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
         sid = sid or uuid.uuid4().hex
         hub.socketio_clients += 1
         join_room(sid)
-        socketio.emit("status", events.status_data(runs.queue_remaining(r), sid), to=request.sid)  # type: ignore[attr-defined]
+        socketio.emit("status", events.status_data(prompt_queue.queue_remaining(r), sid), to=request.sid)  # type: ignore[attr-defined]
 
     @socketio.on("disconnect")
     def on_disconnect(*_args: Any) -> None:

@@ -1,4 +1,5 @@
-"""Registering each route twice, at ``/path`` and ``/api/path``, as ComfyUI does (spec 2)."""
+"""Registering each route twice, at ``/path`` and ``/api/path``, as ComfyUI does (spec 2), and what every
+route module needs: the request body, JSON answers, the Farm, ComfyUI's ``folder_paths``."""
 
 from __future__ import annotations
 
@@ -42,3 +43,10 @@ def farm() -> Any:
     from flask import current_app
 
     return current_app.extensions["nodefarm"]
+
+
+def folder_paths() -> Any:
+    """ComfyUI's ``folder_paths`` (the compat module, set up by the boot function), imported at first use."""
+    from nodes.compat import folder_paths as module
+
+    return module

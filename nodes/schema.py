@@ -82,10 +82,12 @@ def declared_inputs(cls: type, types: Mapping[str, Any] | None = None) -> list[s
 
 
 def hidden_inputs(cls: type, types: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """Hidden inputs: kwarg name -> kind (``"PROMPT"``, ``"UNIQUE_ID"``, ...).
+    """Hidden inputs the executor fills: kwarg name -> kind (one of :data:`HIDDEN_KINDS`).
 
     V1 declares ``{"unique_id": "UNIQUE_ID"}``; V3's synthesized form ``{"unique_id": ("UNIQUE_ID",)}``
-    is accepted too.
+    is accepted too. Any other hidden entry (upstream's for-loop nodes declare ``{"initial_value0":
+    ("*",)}``) is not filled by the executor: like ComfyUI, such an input only carries the constant
+    the prompt gives it, so it is left out here.
     """
     if types is None:
         types = input_types(cls)
@@ -95,7 +97,7 @@ def hidden_inputs(cls: type, types: Mapping[str, Any] | None = None) -> dict[str
     out: dict[str, str] = {}
     for name, entry in entries.items():
         kind = entry[0] if isinstance(entry, list | tuple) and entry else entry
-        if isinstance(kind, str):
+        if isinstance(kind, str) and str.__str__(kind) in HIDDEN_KINDS:
             out[name] = str.__str__(kind)
     return out
 

@@ -78,6 +78,12 @@ class Settings:
     multi_user: bool = False
     # Log level for our loggers. NODEFARM_LOG_LEVEL, default INFO.
     log_level: str = "INFO"
+    # Torch intra-op threads of each worker child. NODEFARM_TORCH_THREADS, default 0: automatic,
+    # this process's cores / (host_workers x pool children), at least 1 (see worker/cores.py).
+    torch_threads: int = 0
+    # Worker processes sharing this host's cores; `nodefarm up` sets it for each worker it starts.
+    # NODEFARM_HOST_WORKERS, default 1.
+    host_workers: int = 1
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -119,6 +125,8 @@ class Settings:
             max_upload_mb=int(_env("NODEFARM_MAX_UPLOAD_MB", "100")),
             multi_user=_env("NODEFARM_MULTI_USER", "0") in ("1", "true", "yes"),
             log_level=_env("NODEFARM_LOG_LEVEL", "INFO").upper(),
+            torch_threads=max(0, int(_env("NODEFARM_TORCH_THREADS", "0"))),
+            host_workers=max(1, int(_env("NODEFARM_HOST_WORKERS", "1"))),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -64,7 +64,7 @@ class RedisServer:
             self.proc.kill()
 
 
-API_CMD = "from nodes.settings import Settings; from api.server import serve; serve(Settings.from_env())"
+API_CMD = "from nodes.settings import Settings; from api.cli.server import serve; serve(Settings.from_env())"
 WORKER_CMD = "from nodes.settings import Settings; from worker.main import run_worker; run_worker(Settings.from_env(), None, 1, 'prefork')"
 
 

@@ -58,7 +58,7 @@ class CachePolicy:
                 evicted = [k.decode() if isinstance(k, bytes) else k for k, _ in self.r.zpopmin(keys.CACHE_INDEX, excess)]
                 self.store.forget(evicted)
 
-    def finished(self, run_keys: list[str]) -> None:
+    def finished(self, pid: str) -> None:
         """A run ended: with --cache-none its results go."""
         if self.mode == "none":
-            self.store.forget(run_keys)
+            self.store.forget([k.decode() for k in self.r.hvals(keys.run_part(pid, "key"))])

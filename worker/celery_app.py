@@ -12,7 +12,6 @@ from celery import Celery
 
 from nodes.settings import Settings
 from worker import keys
-from worker.runs import NODE_TASK
 
 
 def reliable_conf(time_limit: int) -> dict[str, Any]:
@@ -46,11 +45,11 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery("nodefarm", broker=settings.redis_url, set_as_current=False)
     app.conf.update(reliable_conf(settings.node_time_limit), task_default_queue=keys.SHARED_QUEUE)
 
-    @app.task(name=NODE_TASK, ignore_result=True, acks_late=True)
-    def node_task(pid: str, nid: str, seq: int = 1) -> None:
-        from worker.runner import execute_task
+    @app.task(name=keys.NODE_TASK, ignore_result=True, acks_late=True)
+    def node_task(pid: str, nid: str, seq: int = 1, key: str = "") -> None:
+        from worker.task import execute_task
 
-        execute_task(runtime(app).farm(), pid, nid, int(seq))
+        execute_task(runtime(app).farm(), pid, nid, int(seq), key)
 
     return app
 

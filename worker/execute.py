@@ -1,9 +1,9 @@
 """Calling one node the way ComfyUI does (spec/comfyui.md sections 5.3-5.7).
 
-Input assembly (constants, links, rawLink, hidden inputs), list mapping (INPUT_IS_LIST,
-OUTPUT_IS_LIST, shorter lists repeat their last element), ExecutionBlocker propagation, lazy
+List mapping (:mod:`nodes.core.listmap`; inputs come from :mod:`nodes.core.inputs`),
+OUTPUT_IS_LIST, ExecutionBlocker propagation, lazy
 ``check_lazy_status``, ``{"ui", "result", "expand"}`` returns, and coroutine node functions.
-No Redis here: inputs arrive resolved, the outcome goes back to :mod:`worker.runner`.
+No Redis here: inputs arrive resolved, the result goes back to :mod:`worker.task`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 from nodes import schema
 from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker, GraphBuilder
 from nodes.compat.comfy_execution.utils import CurrentNodeContext, get_executing_context
-from worker.graph import is_link
+from nodes.core.listmap import slices
 
 
 @dataclass
-class Outcome:
+class CallResult:
     """What one execution of a node produced."""
 
     outputs: list[list[Any]] = field(default_factory=list)  # socket -> values (one per call)
@@ -29,64 +29,6 @@ class Outcome:
     need: list[str] = field(default_factory=list)  # lazy input names to evaluate first
     expand: list[dict] = field(default_factory=list)  # graphs returned by calls, in call order
     blocked_messages: list[str] = field(default_factory=list)  # verbose ExecutionBlocker messages
-
-
-@dataclass
-class Hidden:
-    """Values for hidden inputs (spec 5.3)."""
-
-    prompt: dict
-    extra_data: dict
-    unique_id: str
-    dynprompt: Any = None
-
-    def value(self, kind: str) -> Any:
-        if kind == "PROMPT":
-            return self.prompt
-        if kind == "DYNPROMPT":
-            return self.dynprompt
-        if kind == "EXTRA_PNGINFO":
-            return self.extra_data.get("extra_pnginfo")
-        if kind == "UNIQUE_ID":
-            return self.unique_id
-        if kind == "AUTH_TOKEN_COMFY_ORG":
-            return self.extra_data.get("auth_token_comfy_org")
-        if kind == "API_KEY_COMFY_ORG":
-            return self.extra_data.get("api_key_comfy_org")
-        return None
-
-
-def unwrap(value: Any) -> Any:
-    if isinstance(value, dict) and "__value__" in value and len(value) == 1:
-        return value["__value__"]
-    return value
-
-
-def assemble_inputs(
-    cls: type,
-    node: dict,
-    link_values: dict[str, list[list[Any]]],
-    hidden: Hidden,
-) -> dict[str, list[Any]]:
-    """Every input as a list (spec 5.3). ``link_values``: source id -> its outputs (socket -> list)."""
-    types = schema.input_types(cls)
-    declared = {name for section in ("required", "optional") for name in types.get(section, {})}
-    data: dict[str, list[Any]] = {}
-    for name, value in node.get("inputs", {}).items():
-        info = schema.input_info(cls, name, types)
-        options = info[2] if info and isinstance(info[2], dict) else {}
-        if is_link(value):
-            if options.get("rawLink"):
-                data[name] = [value]
-                continue
-            src, socket = value[0], int(value[1])
-            outs = link_values.get(src)
-            data[name] = outs[socket] if outs is not None and socket < len(outs) else [None]
-        elif name in declared:
-            data[name] = [unwrap(value)]
-    for name, kind in schema.hidden_inputs(cls).items():
-        data[name] = [hidden.value(kind)]
-    return data
 
 
 def _run(value: Any) -> Any:
@@ -124,27 +66,19 @@ def map_over_list(
     A call whose inputs hold an ExecutionBlocker is skipped and yields that blocker.
     """
     results: list[Any] = []
-
-    def call(kwargs: dict[str, Any], index: int) -> Any:
+    for index, kwargs in slices(data, input_is_list):
+        blocker = next(
+            (x for v in kwargs.values() for x in (v if input_is_list else [v]) if isinstance(x, ExecutionBlocker)),
+            None,
+        )
+        if blocker is not None:
+            results.append(blocker)
+            continue
         if filter_kwargs:
             kwargs = _accepted(fn, kwargs)
         GraphBuilder.set_default_prefix(node_id, index, 0)
         with CurrentNodeContext(prompt_id, node_id, index):
-            return _run(fn(**kwargs))
-
-    if input_is_list:
-        blocker = next(
-            (v for values in data.values() for v in values if isinstance(v, ExecutionBlocker)), None
-        )
-        results.append(blocker if blocker is not None else call(dict(data), 0))
-        return results
-    count = max((len(v) for v in data.values()), default=1) if data else 1
-    if any(len(v) == 0 for v in data.values()):
-        count = 0
-    for i in range(count):
-        kwargs = {k: v[i] if i < len(v) else v[-1] for k, v in data.items()}
-        blocker = next((v for v in kwargs.values() if isinstance(v, ExecutionBlocker)), None)
-        results.append(blocker if blocker is not None else call(kwargs, i))
+            results.append(_run(fn(**kwargs)))
     return results
 
 
@@ -171,7 +105,7 @@ def run_node(
     prompt_id: str,
     unevaluated: set[str],
     class_type: str | None = None,
-) -> Outcome:
+) -> CallResult:
     """Execute ``obj`` (an instance of ``cls``) on assembled inputs. May ask for lazy inputs first.
 
     ``check_lazy_status`` is called before every execution, as upstream does (spec 5.5); only the
@@ -190,7 +124,7 @@ def run_node(
             if isinstance(names, list):
                 need += [n for n in names if n in unevaluated and n not in need]
         if need:
-            return Outcome(need=need)
+            return CallResult(need=need)
     if callable(getattr(cls, "expand_node", None)):
         expanded = call_expand_node(cls, data, node_id=node_id, prompt_id=prompt_id,
                                     class_type=class_type or cls.__name__)
@@ -231,7 +165,7 @@ _NOT_EXPANDED = object()
 
 def call_expand_node(
     cls: type, data: dict[str, list[Any]], *, node_id: str, prompt_id: str, class_type: str
-) -> Outcome | None:
+) -> CallResult | None:
     """Call ``cls.expand_node`` once per list element and turn its returns into an expansion.
 
     Returns None when ``expand_node`` returned None (the node then runs its function as usual).
@@ -319,11 +253,11 @@ def expansion_from_spec(spec: Any, n_outputs: int, prefix: str) -> tuple[dict[st
     return graph, result
 
 
-def normalize(cls: type, returns: list[Any]) -> Outcome:
+def normalize(cls: type, returns: list[Any]) -> CallResult:
     """Merge per-call returns into ComfyUI's cached form: ``outputs[socket] -> values``."""
     n_out = len(schema.return_types(cls))
     is_list = schema.output_is_list(cls)
-    outcome = Outcome(outputs=[[] for _ in range(n_out)])
+    outcome = CallResult(outputs=[[] for _ in range(n_out)])
     uis: list[dict] = []
     for r in returns:
         result: Any

@@ -28,10 +28,6 @@ class Farm:
     celery: Any
     # one node instance per (node id, class) in this process, reused across runs (spec 5.8)
     objects: dict[tuple[str, str], Any] = field(default_factory=dict)
-    # the node this process is executing: {"pid", "nid", "st"} (read by progress and interrupt hooks)
-    current: dict[str, Any] = field(default_factory=dict)
-    # static parts of run states by (run id, version), see worker.runs.decode_state
-    static_cache: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     @classmethod
     def connect(cls, settings: Settings, registry: NodeRegistry, celery: Any) -> Farm:

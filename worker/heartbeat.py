@@ -23,7 +23,6 @@ import redis
 
 from nodes.settings import Settings
 from worker import keys
-from worker.runs import NODE_TASK
 
 log = logging.getLogger("nodefarm.heartbeat")
 
@@ -87,9 +86,9 @@ def reap(r: redis.Redis, celery: Any, settings: Settings) -> list[str]:
         running = r.hgetall(keys.worker_running(name))
         r.delete(keys.worker_running(name))
         for payload in running.values():
-            pid, nid, seq = json.loads(payload)
+            pid, nid, seq = json.loads(payload)[:3]
             log.warning("worker %s died while running node %s of %s; re-sending it", name, nid, pid)
-            celery.send_task(NODE_TASK, args=[pid, nid, seq], queue=keys.SHARED_QUEUE)
+            celery.send_task(keys.NODE_TASK, args=[pid, nid, seq], queue=keys.SHARED_QUEUE)
             rescued.append(f"{pid}/{nid}")
     return rescued
 

@@ -60,3 +60,13 @@ def finish_times(r: redis.Redis, ids: list[str] | None = None) -> dict[str, floa
         return {}
     scores = r.zmscore(keys.HISTORY, ids)
     return {p: float(s) for p, s in zip(ids, scores, strict=True) if s is not None}
+
+
+MAXIMUM_HISTORY_SIZE = 10000
+
+
+def trim(r: redis.Redis) -> None:
+    """Drop the oldest entries beyond ComfyUI's MAXIMUM_HISTORY_SIZE."""
+    excess = int(r.zcard(keys.HISTORY)) - MAXIMUM_HISTORY_SIZE
+    if excess > 0:
+        delete(r, [_s(p) for p in r.zrange(keys.HISTORY, 0, excess - 1)])

@@ -23,28 +23,44 @@ CACHE_GEN = PREFIX + "cache:gen"  # INCR: LRU generation
 INTERRUPT_ALL = PREFIX + "interrupt:all"  # generation counter of global interrupts
 
 
-def run_state(pid: str) -> str:
-    return f"{PREFIX}run:{{{pid}}}:state"
+# A run's state: hashes keyed by node id (worker/runstore.py; nodes/core/state.py names the fields).
+# RUN_STATE_KEYS is their order in every Redis Function call (worker/functions.lua reads it).
+RUN_STATE_PARTS = (
+    "meta",  # HASH client, end, pending, ver, outputs
+    "spec",  # HASH node -> NodeSpec JSON (static once the node exists)
+    "key",  # HASH node -> cache key
+    "srcs",  # HASH node -> JSON list of its link sources
+    "disp",  # HASH ephemeral node -> JSON [display, parent, real]
+    "status",  # HASH node -> w | q | d | c
+    "seq",  # HASH node -> dispatch count
+    "deps",  # HASH waiting node -> JSON list of what it waits for
+    "waiters",  # HASH node -> JSON list of nodes waiting for it
+    "keyq",  # HASH cache key -> node queued with it
+    "holders",  # HASH node -> worker whose memory alone holds its result
+    "ui",  # HASH output node -> ui JSON
+    "resolve",  # HASH expanded node -> JSON {"result", "sources"}
+    "executed",  # LIST nodes that ran, in order
+    "msgs",  # LIST history status messages, JSON [name, data]
+    "attempts",  # HASH "node:seq" -> deliveries started
+)
 
 
-def run_static(pid: str) -> str:
-    """The parts of a run's state that change only on expansion: graph, keys, facts, eph."""
-    return f"{PREFIX}run:{{{pid}}}:static"
+def run_part(pid: str, part: str) -> str:
+    return f"{PREFIX}run:{{{pid}}}:{part}"
+
+
+def run_state_keys(pid: str) -> list[str]:
+    return [run_part(pid, part) for part in RUN_STATE_PARTS]
 
 
 def run_item(pid: str) -> str:
-    """The queue item: JSON [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
+    """The queue item as ComfyUI shows it: JSON [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
     return f"{PREFIX}run:{{{pid}}}:item"
 
 
-def run_extra(pid: str) -> str:
-    """Extra data with sensitive keys kept (delivered to hidden inputs), never shown."""
-    return f"{PREFIX}run:{{{pid}}}:secret"
-
-
-def run_deferred(pid: str) -> str:
-    """Nodes whose VALIDATE_INPUTS rejected None for a linked input; re-run on the worker."""
-    return f"{PREFIX}run:{{{pid}}}:deferred"
+def run_private(pid: str) -> str:
+    """JSON {"sensitive", "deferred"}: what the item carries that is never shown (nodes.core.item)."""
+    return f"{PREFIX}run:{{{pid}}}:private"
 
 
 def run_events(pid: str) -> str:
@@ -53,10 +69,6 @@ def run_events(pid: str) -> str:
 
 def run_cancel(pid: str) -> str:
     return f"{PREFIX}run:{{{pid}}}:cancel"
-
-
-def node_attempts(pid: str, node_id: str) -> str:
-    return f"{PREFIX}run:{{{pid}}}:attempts:{node_id}"
 
 
 def history_entry(pid: str) -> str:
@@ -74,10 +86,13 @@ def worker_running(name: str) -> str:
 
 def worker_queue(name: str) -> str:
     """The private Celery queue of one worker (results only it holds in memory)."""
-    return f"nf.w.{name}"
+    return WORKER_QUEUE_PREFIX + name
 
 
-SHARED_QUEUE = "nf.nodes"
+# --- Celery: task and queue names -------------------------------------------------------------
+NODE_TASK = "nf.node"  # args: prompt_id, node_id, seq (dispatch number), cache key
+SHARED_QUEUE = "nf.nodes"  # nodes any worker may run
+WORKER_QUEUE_PREFIX = "nf.w."  # + worker name: nodes that need what only that worker holds
 
 
 def file_blob(kind: str, relpath: str) -> str:
@@ -100,3 +115,23 @@ def result(key: str) -> str:
 
 def result_ui(key: str) -> str:
     return f"{PREFIX}ui:{key}"
+
+
+# --- Redis Functions (worker/functions.lua) ---------------------------------------------------
+# KEYS of every run function: the run's state parts, then these, in this order.
+FUNCTION_EXTRA_KEYS = ("item", "run_events", "cancel", "events", "history", "history_entry", "queue", "running", "worker_running")
+
+
+def function_keys(pid: str, worker: str = "") -> list[str]:
+    extra = {
+        "item": run_item(pid),
+        "run_events": run_events(pid),
+        "cancel": run_cancel(pid),
+        "events": EVENTS,
+        "history": HISTORY,
+        "history_entry": history_entry(pid),
+        "queue": QUEUE,
+        "running": RUNNING,
+        "worker_running": worker_running(worker) if worker else run_part(pid, "noworker"),
+    }
+    return run_state_keys(pid) + [extra[name] for name in FUNCTION_EXTRA_KEYS]

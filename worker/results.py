@@ -62,6 +62,14 @@ class ResultStore:
         pipe.execute()
         return local_only
 
+    def lookup(self, key: str) -> tuple[bool, Any]:
+        """Whether a result is stored under ``key``, and its ui (one round trip)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.exists(keys.result(key))
+        pipe.get(keys.result_ui(key))
+        found, ui = pipe.execute()
+        return bool(found), (json.loads(ui) if ui is not None else None)
+
     def exists(self, cache_keys: list[str]) -> set[str]:
         if not cache_keys:
             return set()

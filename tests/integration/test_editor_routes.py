@@ -17,7 +17,7 @@ import requests
 from flask import Flask
 from PIL import Image
 
-from api import editor, manager, userdata
+from api.routes import editor, memory, templates, userdata
 from tests.farm import TEST_NODES, Farm, WsClient
 
 pytestmark = pytest.mark.integration
@@ -156,7 +156,7 @@ def test_free_records_flags(farm: Farm) -> None:
     res = requests.post(farm.url + "/api/free", data=json.dumps({"unload_models": True, "free_memory": True}),
                         headers={"Content-Type": "text/plain"}, timeout=5)
     assert res.status_code == 200 and res.content == b""
-    assert farm.r.hget(manager.FREE_FLAGS, "free_memory") == b"1"
+    assert farm.r.hget(memory.FREE_FLAGS, "free_memory") == b"1"
 
 
 # ---- users, settings, user data ----------------------------------------------------------------------
@@ -421,9 +421,9 @@ def test_global_subgraphs_of_packs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     pack = tmp_path / "pack_a"
     (pack / "subgraphs").mkdir(parents=True)
     (pack / "subgraphs" / "blue.json").write_text('{"definitions": {"subgraphs": []}}')
-    monkeypatch.setattr(manager, "custom_node_dirs", lambda: [pack])
+    monkeypatch.setattr(templates, "custom_node_dirs", lambda: [pack])
     app = Flask("subgraphs_test")
-    app.register_blueprint(manager.bp)
+    app.register_blueprint(templates.bp)
     client = app.test_client()
     listed = client.get("/api/global_subgraphs").json
     (key, entry), = listed.items()

@@ -263,6 +263,35 @@ def test_a_dynamic_cycle_is_an_execution_error_on_the_expanding_node(farm: Farm)
     assert entry["status"]["status_str"] == "error"
 
 
+def for_loop(iterations: int, start: int, step: int, fresh: str | None = None) -> dict:
+    """``start`` plus ``step`` once per iteration, by a for loop built from expansion. With ``fresh``
+    (a mark tag) the start value comes from a node that is never cached (IS_CHANGED NaN)."""
+    prompt = {
+        "fo": n("SemForOpen", remaining=iterations, value1=start),
+        "body": n("SemIntMath", a=["fo", 2], b=step, operation="add"),
+        "fc": n("SemForClose", flow=["fo", 0], value1=["body", 0]),
+        "o": n("SemShow", value=["fc", 0]),
+    }
+    if fresh is not None:
+        prompt["start"] = n("SemFreshInt", value=start, tag=fresh)
+        prompt["fo"]["inputs"]["value1"] = ["start", 0]
+    return prompt
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_for_loop_by_expansion_resubmitted_with_other_counts(farm: Farm, fresh: bool) -> None:
+    """Upstream runs its for-loop test graph again and again with 1..4 iterations on one server; each
+    run computes from its own count (the loop counter reaches the cloned open node through an input
+    declared ``hidden`` as ``("*",)``). Repeated counts hit the cache unless the start is fresh."""
+    start, step, tag = random.randint(1000, 10**6), random.randint(1, 999), uniq()
+    counts = (1, 2, 3, 4, 4, 2, 3, 1)
+    for iterations in counts:
+        entry = farm.run(for_loop(iterations, start, step, tag if fresh else None))
+        assert_success(entry)
+        assert texts(entry, "o") == [repr(start + iterations * step)], iterations
+    assert len(marks(farm, tag)) == (len(counts) if fresh else 0)
+
+
 # ---- inputs (5.3, 1.1) ---------------------------------------------------------------------------
 
 
@@ -335,6 +364,29 @@ def test_validate_inputs_with_input_types_replaces_the_link_type_check(farm: Far
     assert res.json()["node_errors"]["t"]["errors"] == [{
         "type": "custom_validation_failed", "message": "Custom validation failed for node",
         "details": "input_types - wants a number, got STRING", "extra_info": {"input_name": "input_types"}}]
+
+
+def test_validate_inputs_with_input_types_rejecting_a_linked_type_is_a_400(farm: Farm) -> None:
+    """The validator names the linked input (it gets None) and ``input_types``: judged at POST time,
+    never deferred to the worker."""
+    res = farm.post({"i": n("PrimitiveInt", value=random.randint(1000, 10**6)),
+                     "t": n("SemTypedUnion", value=["i", 0]), "o": n("SemShow", value=["t", 0])})
+    assert res.status_code == 400, res.text
+    body = res.json()
+    assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    assert body["node_errors"] == {"t": {
+        "errors": [
+            {"type": "custom_validation_failed", "message": "Custom validation failed for node",
+             "details": f"{name} - Invalid type of value: INT", "extra_info": {"input_name": name}}
+            for name in ("value", "input_types")
+        ],
+        "dependent_outputs": ["o"], "class_type": "SemTypedUnion",
+    }}
+    v = ufloat()
+    _, _, entry = run_ws(farm, {"f": n("PrimitiveFloat", value=v), "t": n("SemTypedUnion", value=["f", 0]),
+                                "o": n("SemShow", value=["t", 0])})
+    assert_success(entry)
+    assert texts(entry, "o") == [repr(repr(v))]
 
 
 # ---- caching (5.8) -------------------------------------------------------------------------------

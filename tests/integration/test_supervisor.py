@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from api.supervisor import free_port, port_is_free
+from api.cli.supervisor import free_port, port_is_free
 
 pytestmark = [
     pytest.mark.integration,
@@ -126,7 +126,7 @@ def farm(tmp_path: Path) -> Iterator[RunningFarm]:
     log = tmp_path / "farm.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "up", "--port", str(port), "--workers", "1", "--cpu",
+            [sys.executable, "-m", "api.cli.main", "up", "--port", str(port), "--workers", "1", "--cpu",
              "--base-directory", str(tmp_path / "base")],
             cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
         )
@@ -187,7 +187,7 @@ def test_ctrl_c_stops_the_farm_cleanly(farm: RunningFarm) -> None:
 
 def test_a_child_that_dies_stops_the_farm_with_an_error(farm: RunningFarm) -> None:
     before = farm.children()
-    api = [pid for pid in before if b"api.cli\0api\0" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    api = [pid for pid in before if b"api.cli.main\0api\0" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert len(api) == 1
     os.kill(api[0], signal.SIGKILL)
     assert farm.proc.wait(timeout=40) == 1

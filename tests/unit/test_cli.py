@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from api import cli, submit, supervisor
+from api.cli import main as cli
+from api.cli import submit, supervisor
 from nodes.settings import Settings
 
 
@@ -173,6 +174,27 @@ def test_up_fails_clearly_without_redis_server(tmp_path: Path, monkeypatch: pyte
     assert "apt-get install redis-server" in out
 
 
+
+def test_up_tells_every_worker_how_many_workers_share_its_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NODEFARM_HOST_WORKERS: the worker count of this supervisor, for splitting the host's cores."""
+    spawned: dict[str, dict[str, str]] = {}
+
+    def spawn(name: str, argv: list[str], env: dict[str, str], out: supervisor.Output) -> Any:
+        spawned[name] = env
+        return types.SimpleNamespace(name=name)
+
+    monkeypatch.setattr(supervisor, "spawn", spawn)
+    monkeypatch.setattr(supervisor.Farm, "_wait_until_up", lambda self, redis_url, workers: None)
+    monkeypatch.delenv("NODEFARM_HOST_WORKERS", raising=False)
+    plan = supervisor.FarmPlan(env={}, host="127.0.0.1", port=supervisor.free_port(), workers=3,
+                               redis_url="redis://127.0.0.1:1/0", gpus=("0", "1"))
+    supervisor.Farm(plan)._start()
+    assert sorted(spawned) == ["api", "w0", "w1", "w2"]
+    assert "NODEFARM_HOST_WORKERS" not in spawned["api"]
+    workers = [spawned[f"w{i}"] for i in range(3)]
+    assert [w["NODEFARM_HOST_WORKERS"] for w in workers] == ["3", "3", "3"]
+    assert [w["CUDA_VISIBLE_DEVICES"] for w in workers] == ["0", "1", "0"]
+
 # --- nodefarm worker / api --------------------------------------------------------------------
 
 
@@ -199,7 +221,7 @@ def test_worker_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_api_host_and_port_override(monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[Settings] = []
-    monkeypatch.setitem(sys.modules, "api.server", _fake_module(serve=served.append))
+    monkeypatch.setitem(sys.modules, "api.cli.server", _fake_module(serve=served.append))
     monkeypatch.setenv("NODEFARM_PORT", "8500")
     assert cli.main(["api", "--host", "0.0.0.0"]) == 0
     assert cli.main(["api", "--port", "9001"]) == 0

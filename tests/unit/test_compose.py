@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from api import cli
+from api.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[2]
 WORKERS = {"worker-gpu0": "0", "worker-gpu1": "1"}

@@ -9,7 +9,8 @@ import pytest
 
 from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker, GraphBuilder
 from nodes.compat.comfy_execution.utils import get_executing_context
-from worker.execute import Hidden, assemble_inputs, map_over_list, normalize, run_node
+from nodes.core.inputs import Hidden, assemble_inputs
+from worker.execute import map_over_list, normalize, run_node
 
 
 def call_map(data: dict[str, list[Any]], fn: Any, input_is_list: bool = False, **kw: Any) -> list[Any]:
@@ -235,6 +236,24 @@ def test_hidden_inputs_by_declared_kind() -> None:
 
 def test_extra_pnginfo_absent_is_none() -> None:
     assert assemble_inputs(Consumer, {"inputs": {}}, {}, hidden())["png"] == [None]
+
+
+class LoopOpen:
+    """Upstream's for-loop open node declares its counter hidden with a type, not a hidden kind."""
+
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"remaining": ("INT", {})}, "hidden": {"counter": ("*",), "uid": "UNIQUE_ID"}}
+
+
+def test_a_constant_of_a_hidden_input_that_is_no_hidden_kind_is_passed() -> None:
+    node = {"inputs": {"remaining": 4, "counter": 3, "uid": "forged"}}
+    data = assemble_inputs(LoopOpen, node, {}, hidden())
+    assert data == {"remaining": [4], "counter": [3], "uid": ["9"]}  # a known kind still wins
+    assert "counter" not in assemble_inputs(LoopOpen, {"inputs": {"remaining": 4}}, {}, hidden())
 
 
 # ---- run_node: lazy inputs -----------------------------------------------------------------------

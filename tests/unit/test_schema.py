@@ -193,6 +193,15 @@ def test_hidden_inputs_v1_and_v3_forms() -> None:
     assert hidden_inputs(Plain) == {}
 
 
+def test_hidden_entries_that_are_no_hidden_kind_are_not_filled() -> None:
+    class ForOpen:
+        @classmethod
+        def INPUT_TYPES(cls) -> dict[str, Any]:
+            return {"required": {}, "hidden": {"counter": ("*",), "odd": "NOT_A_KIND", "uid": ("UNIQUE_ID",)}}
+
+    assert hidden_inputs(ForOpen) == {"uid": "UNIQUE_ID"}
+
+
 def test_class_flags() -> None:
     class OutputOne:
         OUTPUT_NODE = 1

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from nodes.registry import NodeRegistry
-from nodes.validation import ValidationResult, is_link, run_custom_validation, validate_prompt
+from nodes.core.validation import ValidationResult, is_link, run_custom_validation, validate_prompt
 
 # ---- stub node classes ----------------------------------------------------------------------------
 
@@ -321,7 +321,7 @@ def test_static_cycle_is_reported_not_recursed_forever() -> None:
     result = validate_prompt(prompt, BASE)
     error = only_error(result, "2")
     assert error["type"] == "exception_during_validation"
-    assert error["extra_info"]["exception_type"] == "nodes.validation.DependencyCycleError"
+    assert error["extra_info"]["exception_type"] == "nodes.core.validation.DependencyCycleError"
     assert "cycle" in error["details"]
 
 
@@ -667,6 +667,84 @@ def test_rejection_with_a_linked_argument_is_deferred() -> None:
             for name in ("count", "images")
         ]
     }
+
+
+class UnionPair:
+    """Two ``IMAGE,FLOAT`` inputs judged by a VALIDATE_INPUTS that names ``input_types``."""
+
+    OUTPUT_NODE = True
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    seen: list[dict[str, Any]] = []
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"input1": ("IMAGE,FLOAT",), "input2": ("IMAGE,FLOAT",)}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input1: Any, input2: Any, input_types: dict[str, Any]) -> bool | str:
+        cls.seen.append({"input1": input1, "input2": input2, "input_types": dict(input_types)})
+        for name in ("input1", "input2"):
+            if input_types[name] not in ("IMAGE", "FLOAT"):
+                return f"Invalid type of {name}: {input_types[name]}"
+        return True
+
+
+def union_pair_prompt(source: str) -> dict[str, Any]:
+    src = image() if source == "StubImage" else {"class_type": source, "inputs": {"value": 1}}
+    return {"s": src, "u": {"class_type": "UnionPair", "inputs": {"input1": ["s", 0], "input2": ["s", 0]}}}
+
+
+def test_input_types_validator_gets_linked_inputs_as_none_and_their_types() -> None:
+    UnionPair.seen = []
+    result = validate_prompt(union_pair_prompt("StubImage"), registry(StubImage, UnionPair))
+    assert result.ok and result.outputs == ["u"], result.node_errors
+    assert result.deferred_validation == {}
+    assert UnionPair.seen == [{"input1": None, "input2": None, "input_types": {"input1": "IMAGE", "input2": "IMAGE"}}]
+
+
+def test_input_types_validator_rejecting_a_linked_type_fails_at_post_time_not_deferred() -> None:
+    UnionPair.seen = []
+    result = validate_prompt(union_pair_prompt("StubInt"), registry(StubInt, UnionPair))
+    assert not result.ok and result.outputs == []
+    assert result.deferred_validation == {}
+    assert UnionPair.seen == [{"input1": None, "input2": None, "input_types": {"input1": "INT", "input2": "INT"}}]
+    # one error per argument it received, input_types included (upstream iterates input_filtered)
+    assert as_json(result) == {
+        "error": {
+            "type": "prompt_outputs_failed_validation",
+            "message": "Prompt outputs failed validation",
+            "details": "\n".join(
+                f"Custom validation failed for node: {name} - Invalid type of input1: INT"
+                for name in ("input1", "input2", "input_types")
+            ),
+            "extra_info": {},
+        },
+        "node_errors": {
+            "u": {
+                "errors": [
+                    {
+                        "type": "custom_validation_failed",
+                        "message": "Custom validation failed for node",
+                        "details": f"{name} - Invalid type of input1: INT",
+                        "extra_info": {"input_name": name},
+                    }
+                    for name in ("input1", "input2", "input_types")
+                ],
+                "dependent_outputs": ["u"],
+                "class_type": "UnionPair",
+            }
+        },
+    }
+
+
+def test_validator_without_input_types_rejecting_a_linked_none_is_still_deferred() -> None:
+    def check(cls: type, images: Any) -> bool | str:
+        return True if images is not None else "no image yet"
+
+    result, _ = run_checked(classmethod(check), count=1)
+    assert result.ok and result.node_errors == {}
+    assert list(result.deferred_validation) == ["c"]
 
 
 def test_rejection_with_only_constants_is_reported_not_deferred() -> None:

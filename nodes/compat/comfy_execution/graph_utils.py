@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from nodes.core.graph import is_link
 
-def is_link(obj: Any) -> bool:
-    """A link is ``[source node id (str), output index (int)]``; a tuple or any other shape is a value."""
-    if not isinstance(obj, list) or len(obj) != 2:
-        return False
-    node_id, index = obj
-    return isinstance(node_id, str) and isinstance(index, int | float) and not isinstance(index, bool)
+
 
 
 class ExecutionBlocker:

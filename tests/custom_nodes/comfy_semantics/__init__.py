@@ -388,6 +388,153 @@ class SemLoopClose:
         return {"result": (g.lookup_node("Recurse").out(0),), "expand": g.finalize()}
 
 
+# A for loop built by expansion (the shape of upstream's for-loop test nodes): SemForOpen passes its
+# counter and values on (and expands into a SemWhileOpen that nothing uses); SemForClose expands into
+# "counter - 1" (SemIntMath), a SemToBool of it and a SemWhileClose, which either returns the values
+# or clones everything between the open node and itself (found through DYNPROMPT) for the next
+# iteration. ``value0`` is the counter; ``value1``/``value2`` are carried through the loop.
+
+FLOW_VALUES = 3
+
+
+class SemIntMath:
+    @classmethod
+    def INPUT_TYPES(cls):
+        big = {"default": 0, "min": -(2**63), "max": 2**63 - 1}
+        return {"required": {"a": ("INT", dict(big)), "b": ("INT", dict(big)),
+                             "operation": (["add", "subtract", "multiply"],)}}
+
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+
+    def run(self, a, b, operation):
+        if a is None or b is None:
+            raise ValueError(f"SemIntMath got a={a!r} b={b!r}")
+        return ({"add": a + b, "subtract": a - b, "multiply": a * b}[operation],)
+
+
+class SemToBool:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*", {})}}
+
+    RETURN_TYPES = ("BOOLEAN",)
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+
+    def run(self, value):
+        return (bool(value),)
+
+
+class SemWhileOpen:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"condition": ("BOOLEAN", {"default": True})},
+                "optional": {f"value{i}": ("*", {}) for i in range(FLOW_VALUES)}}
+
+    RETURN_TYPES = ("FLOW_CONTROL",) + ("*",) * FLOW_VALUES
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+
+    def run(self, condition, **values):
+        return ("stub", *(values.get(f"value{i}") for i in range(FLOW_VALUES)))
+
+
+class SemWhileClose:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {"flow": ("FLOW_CONTROL", {"rawLink": True}), "condition": ("BOOLEAN", {"forceInput": True})},
+            "optional": {f"value{i}": ("*", {}) for i in range(FLOW_VALUES)},
+            "hidden": {"dynprompt": "DYNPROMPT", "unique_id": "UNIQUE_ID"},
+        }
+
+    RETURN_TYPES = ("*",) * FLOW_VALUES
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+
+    def run(self, flow, condition, dynprompt, unique_id, **values):
+        if not condition:
+            return tuple(values.get(f"value{i}") for i in range(FLOW_VALUES))
+        # consumers of each node, over everything upstream of this node
+        consumers: dict[str, set[str]] = {}
+        todo = [unique_id]
+        while todo:
+            nid = todo.pop()
+            for v in dynprompt.get_node(nid)["inputs"].values():
+                if is_link(v):
+                    if v[0] not in consumers:
+                        consumers[v[0]] = set()
+                        todo.append(v[0])
+                    consumers[v[0]].add(nid)
+        open_id = flow[0]
+        body = {open_id, unique_id}
+        todo = [open_id]
+        while todo:
+            for child in consumers.get(todo.pop(), ()):
+                if child not in body:
+                    body.add(child)
+                    todo.append(child)
+
+        def local(nid: str) -> str:
+            return "Recurse" if nid == unique_id else nid
+
+        g = GraphBuilder()
+        for nid in sorted(body):
+            g.node(dynprompt.get_node(nid)["class_type"], local(nid)).set_override_display_id(nid)
+        for nid in sorted(body):
+            clone = g.lookup_node(local(nid))
+            for name, v in dynprompt.get_node(nid)["inputs"].items():
+                inner = is_link(v) and v[0] in body
+                clone.set_input(name, g.lookup_node(local(v[0])).out(v[1]) if inner else v)
+        new_open = g.lookup_node(open_id)
+        for i in range(FLOW_VALUES):
+            new_open.set_input(f"value{i}", values.get(f"value{i}"))
+        again = g.lookup_node("Recurse")
+        return {"result": tuple(again.out(i) for i in range(FLOW_VALUES)), "expand": g.finalize()}
+
+
+class SemForOpen:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"remaining": ("INT", {"default": 1, "min": 0})},
+                "optional": {f"value{i}": ("*", {}) for i in range(1, FLOW_VALUES)},
+                "hidden": {"value0": ("*",)}}
+
+    RETURN_TYPES = ("FLOW_CONTROL", "INT") + ("*",) * (FLOW_VALUES - 1)
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+
+    def run(self, remaining, **values):
+        if "value0" in values:  # a clone made by SemWhileClose carries the counter here
+            remaining = values["value0"]
+        g = GraphBuilder()
+        carried = [values.get(f"value{i}") for i in range(1, FLOW_VALUES)]
+        g.node("SemWhileOpen", condition=remaining, value0=remaining,
+               **{f"value{i}": carried[i - 1] for i in range(1, FLOW_VALUES)})
+        return {"result": ("stub", remaining, *carried), "expand": g.finalize()}
+
+
+class SemForClose:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"flow": ("FLOW_CONTROL", {"rawLink": True})},
+                "optional": {f"value{i}": ("*", {"rawLink": True}) for i in range(1, FLOW_VALUES)}}
+
+    RETURN_TYPES = ("*",) * (FLOW_VALUES - 1)
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+
+    def run(self, flow, **values):
+        g = GraphBuilder()
+        left = g.node("SemIntMath", operation="subtract", a=[flow[0], 1], b=1)
+        more = g.node("SemToBool", value=left.out(0))
+        close = g.node("SemWhileClose", flow=flow, condition=more.out(0), value0=left.out(0),
+                       **{f"value{i}": values.get(f"value{i}") for i in range(1, FLOW_VALUES)})
+        return {"result": tuple(close.out(i) for i in range(1, FLOW_VALUES)), "expand": g.finalize()}
+
+
 # ---- inputs ----------------------------------------------------------------------------------------
 
 
@@ -488,6 +635,31 @@ class SemTypes:
         return (f"{type(value).__name__}:{value}",)
 
 
+class SemTypedUnion:
+    """``IMAGE,FLOAT`` input whose VALIDATE_INPUTS names it and ``input_types``: a linked value arrives
+    as None, and only IMAGE or FLOAT sources pass."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("IMAGE,FLOAT", {})}}
+
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, value, input_types):
+        if value is not None:
+            return f"a linked value should arrive as None, got {describe(value)}"
+        kind = input_types.get("value")
+        if kind not in ("IMAGE", "FLOAT"):
+            return f"Invalid type of value: {kind}"
+        return True
+
+    def run(self, value):
+        return (describe(value),)
+
+
 # ---- caching -----------------------------------------------------------------------------------
 
 
@@ -509,6 +681,27 @@ class SemAlwaysRun:
     def run(self, tag):
         mark(tag, "ran")
         return (1.0,)
+
+
+class SemFreshInt:
+    """Passes ``value`` on and marks ``tag``; IS_CHANGED returns NaN, so it and everything downstream
+    run again every time."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 0}), "tag": ("STRING", {"default": "fresh"})}}
+
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def IS_CHANGED(cls, value, tag):
+        return float("nan")
+
+    def run(self, value, tag):
+        mark(tag, "ran")
+        return (value,)
 
 
 class SemConstChanged(SemAlwaysRun):
@@ -661,13 +854,21 @@ NODE_CLASS_MAPPINGS = {
     "SemLoopOpen": SemLoopOpen,
     "SemLess": SemLess,
     "SemLoopClose": SemLoopClose,
+    "SemIntMath": SemIntMath,
+    "SemToBool": SemToBool,
+    "SemWhileOpen": SemWhileOpen,
+    "SemWhileClose": SemWhileClose,
+    "SemForOpen": SemForOpen,
+    "SemForClose": SemForClose,
     "SemRawLink": SemRawLink,
     "SemKwargs": SemKwargs,
     "SemHidden": SemHidden,
     "SemExpandHidden": SemExpandHidden,
     "SemTypes": SemTypes,
+    "SemTypedUnion": SemTypedUnion,
     "SemAlwaysRun": SemAlwaysRun,
     "SemConstChanged": SemConstChanged,
+    "SemFreshInt": SemFreshInt,
     "SemNotIdempotent": SemNotIdempotent,
     "SemInstance": SemInstance,
     "SemAsync": SemAsync,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from api.routing import body_json, empty, farm, json_response, twin
-from worker import history, runs
+from worker import history, prompt_queue
 
 bp = Blueprint("history", __name__)
 
@@ -43,8 +43,8 @@ def post_history() -> Response:
 
 @twin(bp, "/queue", methods=["GET"])
 def get_queue() -> Response:
-    running, pending = runs.queue_items(farm())
-    return json_response({"queue_running": running, "queue_pending": pending})
+    running, pending = prompt_queue.queue_items(farm().r)
+    return json_response({"queue_running": [i.wire() for i in running], "queue_pending": [i.wire() for i in pending]})
 
 
 @twin(bp, "/queue", methods=["POST"])
@@ -52,9 +52,9 @@ def post_queue() -> Response:
     body = body_json({}) or {}
     if isinstance(body, dict):
         if body.get("clear"):
-            runs.clear_pending(farm())
+            prompt_queue.clear_pending(farm().r)
         if isinstance(body.get("delete"), list):
-            runs.delete_pending(farm(), [str(p) for p in body["delete"]])
+            prompt_queue.delete_pending(farm().r, [str(p) for p in body["delete"]])
     return empty()
 
 

@@ -13,14 +13,21 @@ from typing import Any
 
 
 def is_link(value: Any) -> bool:
-    """ComfyUI's link: ``[source_node_id (str), output_index (int or float)]``."""
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], (int, float))
-        and not isinstance(value[1], bool)
-    )
+    """ComfyUI's link: ``[source_node_id (str), output_index (int or float)]``; a tuple is a value.
+
+    The one definition of a link in nodefarm (validation, scheduling, execution and the compat
+    ``comfy_execution.graph_utils.is_link`` all use it), with ComfyUI's exact rule.
+    """
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int | float)
+
+
+def walk_links(value: Any) -> list[list]:
+    """Every link inside a value (a link itself, or nested in lists and tuples), in order."""
+    if is_link(value):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [link for v in value for link in walk_links(v)]
+    return []
 
 
 def links(node: Mapping[str, Any]) -> list[tuple[str, str, int]]:

@@ -1,5 +1,5 @@
 // nodefarm: imported first by custom node scripts written for the legacy editor (scripts that use the
-// editor's `app`/`api` as globals; see api/editor.py). Served at /nodefarm/editor_compat.js.
+// editor's `app`/`api` as globals; see api/routes/editor.py). Served at /nodefarm/editor_compat.js.
 import { app } from "../scripts/app.js";
 
 if (!window.__nodefarmEditorCompat) {

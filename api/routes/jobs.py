@@ -11,7 +11,9 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from api.routing import body_json, farm, json_response
-from worker import history, keys, runs
+from nodes.core.item import QueueItem
+from worker import cancel as cancelling
+from worker import history, keys, prompt_queue, runstore
 
 bp = Blueprint("jobs", __name__)
 
@@ -131,8 +133,8 @@ def _message_times(messages: Any) -> tuple[int | None, int | None, dict | None, 
     return start, end, error, interrupted
 
 
-def queue_job(item: list, status: str, include_workflow: bool = False, started: int | None = None) -> dict[str, Any]:
-    number, pid, prompt, extra_data, _outputs = item[:5]
+def queue_job(item: QueueItem, status: str, include_workflow: bool = False, started: int | None = None) -> dict[str, Any]:
+    number, pid, prompt, extra_data = item.number, item.prompt_id, item.prompt, item.extra_data
     create_time, workflow_id = _meta(extra_data)
     job = _prune(
         {
@@ -186,10 +188,7 @@ def history_job(pid: str, entry: dict[str, Any], include_outputs: bool = False, 
 
 
 def _started(pid: str) -> int | None:
-    st = runs.load_state(farm(), pid)
-    if not st:
-        return None
-    start, _end, _err, _int = _message_times(st.get("msgs"))
+    start, _end, _err, _int = _message_times(runstore.messages(farm().r, pid, first=1))
     return int(start) if isinstance(start, (int, float)) else None
 
 
@@ -231,9 +230,9 @@ def list_jobs() -> Response:
     f = farm()
     jobs: list[dict[str, Any]] = []
     if wanted & {IN_PROGRESS, PENDING}:
-        running, pending = runs.queue_items(f)
+        running, pending = prompt_queue.queue_items(f.r)
         if IN_PROGRESS in wanted:
-            jobs += [queue_job(item, IN_PROGRESS, started=_started(item[1])) for item in running]
+            jobs += [queue_job(item, IN_PROGRESS, started=_started(item.prompt_id)) for item in running]
         if PENDING in wanted:
             jobs += [queue_job(item, PENDING) for item in pending]
     if wanted & {COMPLETED, FAILED, CANCELLED}:
@@ -271,12 +270,12 @@ def find_job(pid: str) -> dict[str, Any] | None:
     entry = history.get_one(f.r, pid).get(pid)
     if entry is not None:
         return history_job(pid, entry, include_outputs=True, finished_at=history.finish_times(f.r, [pid]).get(pid))
-    running, pending = runs.queue_items(f)
+    running, pending = prompt_queue.queue_items(f.r)
     for item in running:
-        if item[1] == pid:
+        if item.prompt_id == pid:
             return queue_job(item, IN_PROGRESS, include_workflow=True, started=_started(pid))
     for item in pending:
-        if item[1] == pid:
+        if item.prompt_id == pid:
             return queue_job(item, PENDING, include_workflow=True)
     return None
 
@@ -295,11 +294,11 @@ def cancel(pid: str) -> bool:
     if f.r.zscore(keys.QUEUE, pid) is not None:
         removed = bool(f.r.zrem(keys.QUEUE, pid))
         if removed:
-            f.r.delete(keys.run_item(pid))
-            runs.emit_status(f)
+            f.r.delete(keys.run_item(pid), keys.run_private(pid))
+            prompt_queue.emit_status(f.r)
             return True
     if f.r.zscore(keys.RUNNING, pid) is not None:
-        return bool(runs.interrupt(f, pid))
+        return bool(cancelling.interrupt(f, pid))
     return False
 
 

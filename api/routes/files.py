@@ -1,9 +1,10 @@
-"""/view, /upload/image and the lander that brings files saved by workers to this host."""
+"""/view, /upload/image, /upload/mask and the lander that brings files saved by workers to this host."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import mimetypes
 import os
@@ -176,6 +177,53 @@ def upload_answer(up: Upload) -> Response:
 def upload_image() -> Response:
     up = read_upload()
     return up if isinstance(up, Response) else store_upload(up, up.data)
+
+
+@twin(bp, "/upload/mask", methods=["POST"])
+def upload_mask() -> Response:
+    """Copy the uploaded image's alpha channel onto ``original_ref`` (keeping its PNG text) and save it
+    as a new upload, with ``/upload/image``'s naming rules."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    f = farm()
+    up = read_upload()
+    if isinstance(up, Response):
+        return up
+    try:
+        ref = json.loads(request.form.get("original_ref") or "")
+        assert isinstance(ref, dict)
+    except (ValueError, AssertionError):
+        return Response("invalid original_ref", status=400)
+    ref_name = str(ref.get("filename", ""))
+    m = ANNOTATION.match(ref_name)
+    ref_kind = m.group(2) if m else str(ref.get("type") or "output")
+    ref_name = m.group(1) if m else ref_name
+    if not ref_name or ref_name.startswith("/") or ".." in ref_name:
+        return Response("invalid original_ref", status=400)
+    ref_root = f.settings.directory(ref_kind)
+    if ref_root is None:
+        return Response("invalid original_ref type", status=400)
+    ref_sub = str(ref.get("subfolder") or "")
+    original = files.safe_join(ref_root, ref_sub, ref_name)
+    if original is None:
+        return Response("forbidden", status=403)
+    if not original.is_file():
+        original = land_from_redis(f.r, f.settings, ref_kind, ref_sub, ref_name) or original
+    if up.same_as_existing:
+        return upload_answer(up)
+    if not original.is_file():
+        return upload_answer(up)  # ComfyUI writes nothing
+    with Image.open(original) as orig:
+        meta = PngInfo()
+        for k, v in (getattr(orig, "text", None) or {}).items():
+            meta.add_text(k, v)
+        merged = orig.convert("RGBA")
+    with Image.open(io.BytesIO(up.data)) as mask:
+        merged.putalpha(mask.convert("RGBA").getchannel("A"))
+    buffer = io.BytesIO()
+    merged.save(buffer, format="PNG", compress_level=4, pnginfo=meta)
+    return store_upload(up, buffer.getvalue())
 
 
 # ---- host boot and landing ---------------------------------------------------------------------

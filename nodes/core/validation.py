@@ -21,6 +21,9 @@ Where the farm deliberately differs from ComfyUI 0.3.64 (all documented behaviou
   and the errors go to :attr:`ValidationResult.deferred_validation`, so the worker re-runs the
   validator with the real values (:func:`run_custom_validation`) before executing the node. This is
   what a validator inspecting a linked tensor (the seed's ``RobustNode``) needs.
+  A validator that names ``input_types`` is never deferred: like upstream it is judged at POST time
+  (it gets the linked inputs it names as ``None`` and the linked sources' output types in
+  ``input_types``, and replaces the built-in link type check), so its rejection is a 400.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodes.core.graph import is_link
+from nodes.core.listmap import slices
 from nodes.errors import NodefarmNodesError
 from nodes.registry import NodeRegistry
 from nodes.schema import (
@@ -94,16 +99,6 @@ class CustomValidator:
         return self.has_kwargs or name in self.arg_names
 
 
-def is_link(value: object) -> bool:
-    """ComfyUI's link: ``[source_node_id (str), output_index (int or float)]``."""
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], int | float)
-    )
-
-
 def custom_validator(cls: type) -> CustomValidator | None:
     """The validator of ``cls`` with its introspected argument names, or None."""
     func: Any = None
@@ -159,7 +154,7 @@ def _call_validator(
     if "input_types" in validator.arg_names:
         filtered["input_types"] = [received_types]
     results: list[Any] = []
-    for kwargs in _map_over_lists(filtered, input_is_list(cls)):
+    for _index, kwargs in slices(filtered, input_is_list(cls)):
         result = validator.func(**kwargs)
         if inspect.isawaitable(result):
             result = run_awaitable(result)
@@ -179,18 +174,6 @@ def _call_validator(
                 }
             )
     return errors
-
-
-def _map_over_lists(data: dict[str, list[Any]], whole_lists: bool) -> list[dict[str, Any]]:
-    """ComfyUI's list mapping: one call per index, shorter lists repeat their last element."""
-    if whole_lists:
-        return [dict(data)]
-    if not data:
-        return [{}]
-    count = max(len(v) for v in data.values())
-    return [
-        {k: (v[i] if i < len(v) else (v[-1] if v else None)) for k, v in data.items()} for i in range(count)
-    ]
 
 
 async def _await(awaitable: Any) -> Any:
@@ -432,7 +415,8 @@ class _Validator:
             filtered = {k: v for k, v in data.items() if validator.wants(k)}
             custom = _call_validator(cls, validator, filtered, received_types, self.awaits.run)
             if custom:
-                if any(k in linked for k in filtered):
+                # A validator naming ``input_types`` judges linked inputs by their types, now.
+                if "input_types" not in validator.arg_names and any(k in linked for k in filtered):
                     self.deferred[node_id] = custom
                 else:
                     errors.extend(custom)

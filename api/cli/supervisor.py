@@ -36,8 +36,8 @@ REDIS_INSTALL_HINT = (
 BROKER_REDIS_ARGS = ("--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction")
 # Result store: a cache; least recently used results go first, nothing is persisted.
 RESULT_REDIS_ARGS = ("--save", "", "--appendonly", "no", "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru")
-# Where `api` and `api.cli` live, so children find them whatever their working directory.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where `api` and `api.cli.main` live, so children find them whatever their working directory.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class SupervisorError(Exception):
@@ -241,6 +241,15 @@ def parse_nvidia_smi(listing: str) -> tuple[str, ...]:
     return tuple(dev for index, migs in gpus for dev in (migs or [index]))
 
 
+def worker_env(plan: FarmPlan, env: dict[str, str], index: int, host: str) -> dict[str, str]:
+    """The environment of worker ``index``: its name, its GPU (round-robin over ``plan.gpus``) and
+    NODEFARM_HOST_WORKERS, how many worker processes this supervisor starts on this host (they share its cores)."""
+    out = {**env, "NODEFARM_WORKER_NAME": f"w{index}@{host}", "NODEFARM_HOST_WORKERS": str(plan.workers)}
+    if plan.gpus:
+        out["CUDA_VISIBLE_DEVICES"] = plan.gpus[index % len(plan.gpus)]
+    return out
+
+
 @dataclass
 class Farm:
     """Runs a :class:`FarmPlan` in the foreground until a signal or a child's death."""
@@ -298,14 +307,11 @@ class Farm:
         else:
             env["NODEFARM_REDIS_URL"] = plan.redis_url
         env["NODEFARM_HOST"], env["NODEFARM_PORT"] = plan.host, str(plan.port)
-        cli = [sys.executable, "-m", "api.cli"]
+        cli = [sys.executable, "-m", "api.cli.main"]
         self.apps.append(spawn("api", [*cli, "api"], env, self.out))
         host = socket.gethostname()
         for i in range(plan.workers):
-            worker_env = {**env, "NODEFARM_WORKER_NAME": f"w{i}@{host}"}
-            if plan.gpus:
-                worker_env["CUDA_VISIBLE_DEVICES"] = plan.gpus[i % len(plan.gpus)]
-            self.apps.append(spawn(f"w{i}", [*cli, "worker"], worker_env, self.out))
+            self.apps.append(spawn(f"w{i}", [*cli, "worker"], worker_env(plan, env, i, host), self.out))
         self._wait_until_up(env["NODEFARM_REDIS_URL"], [f"w{i}@{host}" for i in range(plan.workers)])
 
     def _wait_until_up(self, redis_url: str, workers: list[str]) -> None:

@@ -18,10 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from nodes import schema
-from worker.execute import Hidden, map_over_list
-from worker.graph import is_link
+from nodes.core.graph import is_link
 
-UNIQUE = "u:"
+UNIQUE = "u:"  # keys with this prefix are unique to one run: never shared, never deduplicated
+
+
+def is_unique(key: str) -> bool:
+    return key.startswith(UNIQUE)
 
 
 class _Unhashable(Exception):
@@ -40,27 +43,6 @@ def _canon(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _canon(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     raise _Unhashable
-
-
-def is_changed(cls: type, node: Mapping[str, Any], node_id: str, extra_data: dict) -> Any:
-    """The node's IS_CHANGED value list (called on the class with constant inputs), or False."""
-    if "is_changed" in node:
-        return node["is_changed"]
-    fn = getattr(cls, "IS_CHANGED", None)
-    if fn is None:
-        return False
-    hidden = Hidden(prompt={}, extra_data={}, unique_id=node_id)
-    data: dict[str, list[Any]] = {}
-    for name, value in node.get("inputs", {}).items():
-        data[name] = [None] if is_link(value) else [value.get("__value__") if isinstance(value, dict) and "__value__" in value else value]
-    for name, kind in schema.hidden_inputs(cls).items():
-        data[name] = [hidden.value(kind) if kind == "UNIQUE_ID" else None]
-    try:
-        return map_over_list(
-            data, fn, input_is_list=schema.input_is_list(cls), node_id=node_id, prompt_id="", filter_kwargs=False
-        )
-    except Exception:
-        return float("nan")
 
 
 def compute_keys(

@@ -102,7 +102,7 @@ def models_in(folder: str) -> Response:
 
 @twin(bp, "/extensions", methods=["GET"])
 def extensions() -> Response:
-    from api.editor import frontend_root
+    from api.routes.editor import frontend_root
 
     urls: list[str] = []
     root = frontend_root()

@@ -5,7 +5,7 @@
 * ``/extensions/<pack>/<file>`` serves a custom node pack's ``WEB_DIRECTORY``. A script that uses the
   editor's ``app`` or ``api`` as free globals without importing them (as the old docs showed) gets
   the import of ``scripts/app.js``/``scripts/api.js`` prepended, after the import of
-  ``/nodefarm/editor_compat.js`` (``api/editor_compat.js``: gives nodes their ``type`` before such
+  ``/nodefarm/editor_compat.js`` (``api/routes/editor_compat.js``: gives nodes their ``type`` before such
   scripts' ``nodeCreated`` looks at it); scripts that import or declare them are served byte for byte.
 * ``/nodefarm/`` keeps the farm's own dashboard page.
 """
@@ -29,7 +29,7 @@ from api.routing import farm
 log = logging.getLogger("nodefarm.api.editor")
 bp = Blueprint("editor", __name__)
 
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "frontend"
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend"
 COMPAT_SCRIPT = "/nodefarm/editor_compat.js"
 COMPAT_FILE = Path(__file__).resolve().parent / "editor_compat.js"
 GLOBALS = {"app": "scripts/app.js", "api": "scripts/api.js"}

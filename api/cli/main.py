@@ -2,7 +2,7 @@
 
 ``nodefarm up`` accepts ComfyUI's command-line flags, turns the ones nodefarm understands into
 ``NODEFARM_*`` variables (see :mod:`nodes.settings`) for its children and warns about the rest.
-Process supervision lives in :mod:`api.supervisor`, the submit client in :mod:`api.submit`.
+Process supervision lives in :mod:`api.cli.supervisor`, the submit client in :mod:`api.cli.submit`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from api import submit, supervisor
+from api.cli import submit, supervisor
 from nodes.settings import Settings
 
 DEFAULT_LISTEN = "127.0.0.1"
@@ -154,7 +154,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
 
 
 def cmd_api(ns: argparse.Namespace) -> int:
-    from api.server import serve
+    from api.cli.server import serve
 
     settings = Settings.from_env()
     if ns.host:

@@ -7,8 +7,10 @@ import uuid
 from flask import Blueprint, Response
 
 from api.routing import body_json, empty, farm, json_response, twin
-from nodes.validation import validate_prompt
-from worker import runs
+from nodes.core.item import QueueItem
+from nodes.core.validation import validate_prompt
+from worker import admission, prompt_queue
+from worker.cancel import interrupt as interrupt_runs
 
 bp = Blueprint("prompt", __name__)
 
@@ -21,7 +23,7 @@ def _graph_error(kind: str, message: str, details: str = "") -> Response:
 
 @twin(bp, "/prompt", methods=["GET"])
 def get_prompt() -> Response:
-    return json_response({"exec_info": {"queue_remaining": runs.queue_remaining(farm().r)}})
+    return json_response({"exec_info": {"queue_remaining": prompt_queue.queue_remaining(farm().r)}})
 
 
 @twin(bp, "/prompt", methods=["POST"])
@@ -39,7 +41,7 @@ def post_prompt() -> Response:
         except (TypeError, ValueError):
             return _graph_error("invalid_prompt", "Invalid number", f"number: {body['number']!r}")
     else:
-        number = runs.next_number(f)
+        number = prompt_queue.next_number(f.r)
         if body.get("front"):
             number = -number
     prompt = body.get("prompt")
@@ -57,7 +59,9 @@ def post_prompt() -> Response:
         extra_data = {}
     if "client_id" in body:
         extra_data["client_id"] = body["client_id"]
-    runs.enqueue(f, pid, number, prompt, extra_data, result.outputs, deferred=result.deferred_validation)
+    item = QueueItem.submitted(number, pid, prompt, extra_data, result.outputs)
+    prompt_queue.enqueue(f.r, item, deferred=sorted(result.deferred_validation))
+    admission.admit_next(f)
     return json_response({"prompt_id": pid, "number": number, "node_errors": result.node_errors})
 
 
@@ -65,5 +69,5 @@ def post_prompt() -> Response:
 def interrupt() -> Response:
     body = body_json({}) or {}
     pid = body.get("prompt_id") if isinstance(body, dict) else None
-    runs.interrupt(farm(), str(pid) if pid else None)
+    interrupt_runs(farm(), str(pid) if pid else None)
     return empty()

@@ -8,6 +8,7 @@ import threading
 
 from nodes.boot import boot
 from nodes.settings import Settings
+from worker import functions
 from worker.celery_app import make_celery
 from worker.farm import Farm
 
@@ -16,8 +17,9 @@ log = logging.getLogger("nodefarm.api")
 
 def build(settings: Settings) -> tuple[Farm, object, object, threading.Event]:
     """Everything `serve` runs, without blocking (tests use it too)."""
-    from api import files, live
+    from api import live
     from api.app import create_app
+    from api.routes import files
 
     for d in (settings.output_dir, settings.input_dir, settings.user_dir):
         d.mkdir(parents=True, exist_ok=True)
@@ -25,6 +27,7 @@ def build(settings: Settings) -> tuple[Farm, object, object, threading.Event]:
     settings.temp_dir.mkdir(parents=True, exist_ok=True)
     registry = boot(settings)
     farm = Farm.connect(settings, registry, make_celery(settings))
+    functions.load(farm.r)
     files.seed_counters(farm.r, settings)
     files.publish_inputs(farm.r, settings)
     app, socketio, hub = create_app(farm)

@@ -1,0 +1,1 @@
+"""The ``nodefarm`` command line: the argparse entry point, the ``up`` supervisor, the submit client, serving the API."""

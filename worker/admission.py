@@ -1,0 +1,160 @@
+"""Admission: moving runs from the queue to running, and starting them.
+
+Up to ``max_active_runs`` runs execute at once. Starting a run computes every node's cache key
+(:mod:`nodes.core.signature`, with each class's ``IS_CHANGED`` called on its constant inputs), asks
+the cache policy which keys count as cached, applies ``admit`` to a new run state and writes it with
+its first events in one transaction; then the ready nodes are dispatched. Whoever ends a run (a
+worker, or the API for an idle run it interrupts) admits the next ones, so the API can restart
+mid-run without stalling the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from nodes import schema
+from nodes.core.graph import NodeFacts, is_link
+from nodes.core.item import QueueItem
+from nodes.core.signature import compute_keys
+from nodes.core.state import ErrorInfo, NodeSpec, RunState, Step, admit, node_failed
+from worker import dispatch, history, keys, prompt_queue, runstore
+from worker.execute import map_over_list
+from worker.farm import Farm
+
+log = logging.getLogger("nodefarm.admission")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def admit_next(farm: Farm) -> list[str]:
+    """Start queued runs while fewer than max_active_runs run. Returns their ids."""
+    admitted: list[str] = []
+    while True:
+        pid = prompt_queue.pop_admittable(farm.r, farm.settings.max_active_runs)
+        if pid is None:
+            break
+        admitted.append(pid)
+        prompt_queue.emit_status(farm.r)
+        try:
+            start_run(farm, pid)
+        except Exception as exc:  # an admission that fails must fail its run, not the farm
+            log.exception("admission of %s failed", pid)
+            _fail_unstarted(farm, pid, exc)
+    return admitted
+
+
+def run_ended(farm: Farm, pid: str) -> None:
+    """After a run's last step: cache bookkeeping, history cap, and the next runs."""
+    farm.cache.finished(pid)
+    history.trim(farm.r)
+    admit_next(farm)
+
+
+def node_facts(cls: type | None) -> NodeFacts:
+    if cls is None:
+        return NodeFacts()
+    lazy: set[str] = set()
+    raw: set[str] = set()
+    types = schema.input_types(cls)
+    for section in ("required", "optional"):
+        for name, spec in types.get(section, {}).items():
+            opts = spec[1] if isinstance(spec, (list, tuple)) and len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if opts.get("lazy"):
+                lazy.add(name)
+            if opts.get("rawLink"):
+                raw.add(name)
+    return NodeFacts(frozenset(lazy), frozenset(raw), schema.is_output_node(cls))
+
+
+def is_changed(cls: type, node: Mapping[str, Any], node_id: str) -> Any:
+    """The node's IS_CHANGED value list (called on the class with constant inputs), or False.
+
+    NaN when IS_CHANGED raised: the node's key is then unique to the run (never a cache hit).
+    """
+    if "is_changed" in node:
+        return node["is_changed"]
+    fn = getattr(cls, "IS_CHANGED", None)
+    if fn is None:
+        return False
+    data: dict[str, list[Any]] = {}
+    for name, value in node.get("inputs", {}).items():
+        data[name] = [None] if is_link(value) else [value.get("__value__") if isinstance(value, dict) and "__value__" in value else value]
+    for name, kind in schema.hidden_inputs(cls).items():
+        data[name] = [node_id if kind == "UNIQUE_ID" else None]
+    try:
+        return map_over_list(data, fn, input_is_list=schema.input_is_list(cls), node_id=node_id, prompt_id="")
+    except Exception:
+        return float("nan")
+
+
+def node_keys(farm: Farm, pid: str, graph: Mapping[str, Mapping[str, Any]], known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Cache keys of ``graph``'s nodes; ``known``: keys of sources outside it (an expansion's parents)."""
+    classes = {n["class_type"]: farm.registry.classes[n["class_type"]] for n in graph.values()
+               if n.get("class_type") in farm.registry.classes}
+    changed = {nid: is_changed(classes[n["class_type"]], n, nid) for nid, n in graph.items() if n.get("class_type") in classes}
+    return compute_keys(graph, classes, changed, farm.cache.salt(pid), pid, known)
+
+
+def node_specs(farm: Farm, pid: str, prompt: Mapping[str, Mapping[str, Any]], deferred: list[str]) -> dict[str, NodeSpec]:
+    graph = {nid: {"class_type": n.get("class_type"), "inputs": n.get("inputs", {}),
+                   **({"is_changed": n["is_changed"]} if "is_changed" in n else {})} for nid, n in prompt.items()}
+    run_keys = node_keys(farm, pid, graph)
+    specs: dict[str, NodeSpec] = {}
+    for nid, node in graph.items():
+        facts = node_facts(farm.registry.get(node["class_type"]))
+        specs[nid] = NodeSpec(str(node["class_type"]), dict(node["inputs"]), run_keys[nid], facts.lazy, facts.raw_link,
+                              facts.output, deferred=nid in deferred)
+    return specs
+
+
+def start_run(farm: Farm, pid: str) -> None:
+    item = prompt_queue.load_item(farm.r, pid)
+    if item is None:
+        farm.r.zrem(keys.RUNNING, pid)
+        return
+    specs = node_specs(farm, pid, item.prompt, item.deferred)
+    run_keys = {nid: spec.key for nid, spec in specs.items()}
+    cached_keys = farm.cache.admit(list(run_keys.values()), _active_keys(farm, exclude=pid))
+    cached = [nid for nid, k in run_keys.items() if k in cached_keys]
+    ui_by_key = farm.store.get_ui([run_keys[n] for n in cached])
+    st = RunState(pid, item.client_id, list(item.outputs), nodes=specs)
+    now = now_ms()
+    step = admit(st, cached, {n: ui_by_key.get(run_keys[n]) for n in cached}, now)
+    _create(farm, st, step, now)
+
+
+def _create(farm: Farm, st: RunState, step: Step, now: int) -> None:
+    pipe = farm.r.pipeline()
+    runstore.create(pipe, st, step, now)
+    pipe.execute()
+    dispatch.step(farm, st, step)
+    if step.finish:
+        run_ended(farm, st.pid)
+
+
+def _active_keys(farm: Farm, exclude: str) -> set[str]:
+    """Keys of the other running runs (ComfyUI's classic cache keeps what they need)."""
+    if farm.cache.mode != "classic":
+        return set()
+    running = [p.decode() if isinstance(p, bytes) else str(p) for p in farm.r.zrange(keys.RUNNING, 0, -1)]
+    pipe = farm.r.pipeline(transaction=False)
+    for pid in running:
+        if pid != exclude:
+            pipe.hvals(keys.run_part(pid, "key"))
+    return {k.decode() for values in pipe.execute() for k in values}
+
+
+def _fail_unstarted(farm: Farm, pid: str, exc: Exception) -> None:
+    item: QueueItem | None = prompt_queue.load_item(farm.r, pid)
+    if item is None:
+        farm.r.zrem(keys.RUNNING, pid)
+        return
+    st = RunState(pid, item.client_id, list(item.outputs))
+    now = now_ms()
+    step = node_failed(st, "", ErrorInfo(f"{exc}\n", type(exc).__name__), now)
+    _create(farm, st, step, now)

@@ -1,0 +1,45 @@
+"""Advancing a run: the one function that applies a node task's outcome to its run.
+
+:func:`advance` applies :class:`~nodes.core.state.Done` with the Redis Function ``nf_done`` (one
+round trip, touching only what changes); every other outcome (lazy inputs pending, an expansion, a
+failure, an interrupt, lost inputs) goes through the pure state machine in one optimistic
+transaction (:func:`worker.runstore.transact`). Either way the step's events are written in the same
+atomic step, in state order, and the nodes it made ready are dispatched right after.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from nodes.core.state import Done, Outcome, RunState, Step, apply
+from worker import admission, dispatch, functions, runstore
+from worker.farm import Farm
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def advance(farm: Farm, pid: str, nid: str, seq: int | None, outcome: Outcome) -> None:
+    """Apply ``outcome`` of node ``nid`` (dispatch ``seq``; None: whatever dispatch is live) to run ``pid``."""
+    if isinstance(outcome, Done) and seq is not None:
+        got = functions.done(farm.r, pid, nid, seq, farm.settings.worker_name, now_ms(),
+                             ran=outcome.ran, holder=outcome.holder, ui=outcome.ui)
+        dispatch.send(farm, pid, got.dispatch)
+        if got.finished:
+            admission.run_ended(farm, pid)
+        return
+    transact(farm, pid, lambda st: apply(st, nid, outcome, now_ms(), seq))
+
+
+def transact(farm: Farm, pid: str, stimulus: Callable[[RunState], Step]) -> Step | None:
+    """Apply a stimulus of the pure state machine to a run, then dispatch and finish as it says."""
+    got = runstore.transact(farm.r, pid, stimulus, now_ms())
+    if got is None:
+        return None
+    st, step = got
+    dispatch.step(farm, st, step)
+    if step.finish:
+        admission.run_ended(farm, pid)
+    return step

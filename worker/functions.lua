@@ -1,0 +1,234 @@
+#!lua name=nodefarm
+-- nodefarm's Redis Functions: the hot steps of a run, applied atomically inside Redis.
+--
+-- nf_start  a node task begins: checks it is the live dispatch, counts the attempt, registers it on
+--           its worker (for rescue), sends its start events; returns what the worker needs.
+-- nf_done   a node finished: the mirror of nodes/core/state.py node_done (status, waiters, dispatch,
+--           dedupe by cache key, routing, finish); one call per node, touching only what changes.
+-- nf_finish a run ended (called here by nf_done, and by Python steps inside their transaction):
+--           history entry, queue bookkeeping, the closing status and executing{node:null} events.
+--
+-- KEYS are keys.function_keys(pid, worker); their names are filled in below from worker/keys.py
+-- (the marker line below is replaced at load time), so the order is defined in one place.
+-- Values: JSON built by string concatenation from stored JSON fragments (never re-encoding what
+-- Python encoded, so numbers keep their exact text); cjson only for strings and id lists.
+
+--@KEYS@
+
+local CLIENT_ONLY = {
+  execution_start = true, execution_cached = true, execution_success = true,
+  execution_error = true, executing = true, executed = true,
+}
+
+local function J(s)
+  return cjson.encode(s)
+end
+
+-- ComfyUI's routing (worker/events.py route): "*" everyone, a client id, or "" nobody live.
+local function route(event, client)
+  if event == 'status' then return '*' end
+  if client ~= '' then return client end
+  if CLIENT_ONLY[event] then return '' end
+  return '*'
+end
+
+local function emit(keys, pid, client, event, data)
+  local to = route(event, client)
+  redis.call('XADD', keys[K.events], 'MAXLEN', '~', GLOBAL_MAXLEN, '*', 'pid', pid, 'to', to, 'type', event, 'data', data)
+  redis.call('XADD', keys[K.run_events], 'MAXLEN', '~', RUN_MAXLEN, '*', 'pid', pid, 'to', to, 'type', event, 'data', data)
+end
+
+-- display, parent (or nil) and real node id of a node
+local function ids(keys, nid)
+  local d = redis.call('HGET', keys[K.disp], nid)
+  if not d then return nid, nil, nid end
+  local t = cjson.decode(d)
+  local parent = t[2]
+  if parent == cjson.null then parent = nil end
+  return t[1], parent, t[3]
+end
+
+local function progress_delta(keys, pid, nid, value, max, state)
+  local display, parent, real = ids(keys, nid)
+  local entry = '{"value":' .. value .. ',"max":' .. max .. ',"state":"' .. state .. '","node_id":' .. J(nid)
+    .. ',"prompt_id":' .. J(pid) .. ',"display_node_id":' .. J(display) .. ',"parent_node_id":'
+    .. (parent and J(parent) or 'null') .. ',"real_node_id":' .. J(real) .. '}'
+  return '{"prompt_id":' .. J(pid) .. ',"nodes":{' .. J(nid) .. ':' .. entry .. '}}'
+end
+
+-- the run is live: returns its client id ("" for none), or nil when it ended or does not exist
+local function live(keys)
+  local meta = redis.call('HMGET', keys[K.meta], 'client', 'end')
+  if not meta[1] or (meta[2] and meta[2] ~= '') then return nil end
+  return meta[1]
+end
+
+local function is_current(keys, nid, seq)
+  return redis.call('HGET', keys[K.status], nid) == 'q' and redis.call('HGET', keys[K.seq], nid) == seq
+end
+
+local function list_remove(list, value)
+  local rest, found = {}, false
+  for _, x in ipairs(list) do
+    if x == value and not found then found = true else rest[#rest + 1] = x end
+  end
+  return rest, found
+end
+
+local function list_add(hash, field, value)
+  local raw = redis.call('HGET', hash, field)
+  local list = raw and cjson.decode(raw) or {}
+  for _, x in ipairs(list) do
+    if x == value then return end
+  end
+  list[#list + 1] = value
+  redis.call('HSET', hash, field, cjson.encode(list))
+end
+
+-- state.py _dispatch: queue a ready node, unless an identical one (same cache key) is queued
+local function dispatch(keys, nid, out)
+  local key = redis.call('HGET', keys[K.key], nid)
+  if string.sub(key, 1, 2) ~= 'u:' then
+    local other = redis.call('HGET', keys[K.keyq], key)
+    if other and other ~= nid and redis.call('HGET', keys[K.status], other) == 'q' then
+      list_add(keys[K.deps], nid, other)
+      list_add(keys[K.waiters], other, nid)
+      return
+    end
+    redis.call('HSET', keys[K.keyq], key, nid)
+  end
+  redis.call('HSET', keys[K.status], nid, 'q')
+  redis.call('HDEL', keys[K.deps], nid)
+  local seq = redis.call('HINCRBY', keys[K.seq], nid, 1)
+  -- state.py route: the worker holding an input only in memory, else any worker
+  local holder = ''
+  local srcs = redis.call('HGET', keys[K.srcs], nid)
+  if srcs then
+    for _, src in ipairs(cjson.decode(srcs)) do
+      local h = redis.call('HGET', keys[K.holders], src)
+      if h then holder = h break end
+    end
+  end
+  out[#out + 1] = {nid, tostring(seq), holder, key}
+end
+
+local function finish(keys, pid, client, outcome, now)
+  local item = redis.call('GET', keys[K.item]) or 'null'
+  local ui = redis.call('HGETALL', keys[K.ui])
+  local outputs, meta = {}, {}
+  for i = 1, #ui, 2 do
+    local nid = ui[i]
+    local display, parent, real = ids(keys, nid)
+    outputs[#outputs + 1] = J(nid) .. ':' .. ui[i + 1]
+    meta[#meta + 1] = J(nid) .. ':{"node_id":' .. J(nid) .. ',"display_node":' .. J(display) .. ',"parent_node":'
+      .. (parent and J(parent) or 'null') .. ',"real_node_id":' .. J(real) .. '}'
+  end
+  local msgs = redis.call('LRANGE', keys[K.msgs], 0, -1)
+  local ok = outcome == 'success'
+  local entry = '{"prompt":' .. item .. ',"outputs":{' .. table.concat(outputs, ',') .. '},"status":{"status_str":"'
+    .. (ok and 'success' or 'error') .. '","completed":' .. (ok and 'true' or 'false') .. ',"messages":['
+    .. table.concat(msgs, ',') .. ']},"meta":{' .. table.concat(meta, ',') .. '}}'
+  redis.call('HSET', keys[K.meta], 'end', outcome)
+  redis.call('SET', keys[K.history_entry], entry)
+  redis.call('ZADD', keys[K.history], tonumber(now) / 1000, pid)
+  redis.call('ZREM', keys[K.running], pid)
+  redis.call('DEL', keys[K.cancel])
+  local remaining = redis.call('ZCARD', keys[K.queue]) + redis.call('ZCARD', keys[K.running])
+  emit(keys, pid, client, 'status', '{"status":{"exec_info":{"queue_remaining":' .. remaining .. '}}}')
+  emit(keys, pid, client, 'executing', '{"node":null,"prompt_id":' .. J(pid) .. '}')
+  for i = 1, STATE_PARTS do
+    redis.call('EXPIRE', keys[i], STATE_TTL)
+  end
+  redis.call('EXPIRE', keys[K.run_events], EVENTS_TTL)
+end
+
+-- nf_start(KEYS, pid, nid, seq, running payload, max attempts)
+-- -> {0} when not the live dispatch, else {1, spec, resolve, client, attempts, cancelled, {src, key, status, ...}}
+local function nf_start(keys, args)
+  local pid, nid, seq, payload, max_attempts = args[1], args[2], args[3], args[4], tonumber(args[5])
+  local client = live(keys)
+  if not client or not is_current(keys, nid, seq) then return {0} end
+  local attempts = redis.call('HINCRBY', keys[K.attempts], nid .. ':' .. seq, 1)
+  redis.call('HSET', keys[K.worker_running], pid .. ' ' .. nid, payload)
+  local cancelled = redis.call('EXISTS', keys[K.cancel])
+  local spec = redis.call('HGET', keys[K.spec], nid)
+  local resolve = redis.call('HGET', keys[K.resolve], nid) or ''
+  local sources = {}
+  local srcs = redis.call('HGET', keys[K.srcs], nid)
+  local wanted = srcs and cjson.decode(srcs) or {}
+  if resolve ~= '' then wanted = cjson.decode(resolve)['sources'] end
+  for _, src in ipairs(wanted) do
+    sources[#sources + 1] = src
+    sources[#sources + 1] = redis.call('HGET', keys[K.key], src) or ''
+    sources[#sources + 1] = redis.call('HGET', keys[K.status], src) or ''
+  end
+  if cancelled == 0 and attempts <= max_attempts and resolve == '' then
+    emit(keys, pid, client, 'progress_state', progress_delta(keys, pid, nid, '0.0', '1.0', 'running'))
+    local display = ids(keys, nid)
+    emit(keys, pid, client, 'executing', '{"node":' .. J(nid) .. ',"display_node":' .. J(display) .. ',"prompt_id":' .. J(pid) .. '}')
+  end
+  return {1, spec, resolve, client, attempts, cancelled, sources}
+end
+
+-- nf_done(KEYS, pid, nid, seq, now ms, ran 0|1, holder, ui JSON or "")
+-- -> {0} when not the live dispatch, else {1, finished 0|1, {{nid, seq, holder, key}, ...}}
+local function nf_done(keys, args)
+  local pid, nid, seq, now, ran, holder, ui = args[1], args[2], args[3], args[4], args[5], args[6], args[7]
+  local client = live(keys)
+  if not client or not is_current(keys, nid, seq) then return {0} end
+  redis.call('HDEL', keys[K.worker_running], pid .. ' ' .. nid)
+  local key = redis.call('HGET', keys[K.key], nid)
+  if redis.call('HGET', keys[K.keyq], key) == nid then redis.call('HDEL', keys[K.keyq], key) end
+  redis.call('HSET', keys[K.status], nid, 'd')
+  local pending = redis.call('HINCRBY', keys[K.meta], 'pending', -1)
+  redis.call('HINCRBY', keys[K.meta], 'ver', 1)
+  if holder ~= '' then redis.call('HSET', keys[K.holders], nid, holder) end
+  if ran == '1' then redis.call('RPUSH', keys[K.executed], nid) end
+  if ui ~= '' then redis.call('HSET', keys[K.ui], nid, ui) end
+  -- state.py done_events: executed with its ui (when it has one), then its registry entry, finished
+  if ui ~= '' then
+    local display = ids(keys, nid)
+    emit(keys, pid, client, 'executed', '{"node":' .. J(nid) .. ',"display_node":' .. J(display) .. ',"output":'
+      .. ui .. ',"prompt_id":' .. J(pid) .. '}')
+  end
+  emit(keys, pid, client, 'progress_state', progress_delta(keys, pid, nid, '1', '1', 'finished'))
+  local out = {}
+  local waiting = redis.call('HGET', keys[K.waiters], nid)
+  if waiting then
+    redis.call('HDEL', keys[K.waiters], nid)
+    for _, waiter in ipairs(cjson.decode(waiting)) do
+      local raw = redis.call('HGET', keys[K.deps], waiter)
+      if raw then
+        local rest, found = list_remove(cjson.decode(raw), nid)
+        if found then
+          if #rest == 0 then
+            redis.call('HDEL', keys[K.deps], waiter)
+            if redis.call('HGET', keys[K.status], waiter) == 'w' then dispatch(keys, waiter, out) end
+          else
+            redis.call('HSET', keys[K.deps], waiter, cjson.encode(rest))
+          end
+        end
+      end
+    end
+  end
+  if pending <= 0 then
+    local data = '{"prompt_id":' .. J(pid) .. ',"timestamp":' .. now .. '}'
+    redis.call('RPUSH', keys[K.msgs], '["execution_success",' .. data .. ']')
+    emit(keys, pid, client, 'execution_success', data)
+    finish(keys, pid, client, 'success', now)
+    return {1, 1, out}
+  end
+  return {1, 0, out}
+end
+
+-- nf_finish(KEYS, pid, outcome, now ms): called inside the transaction of a Python step that ended a run
+local function nf_finish(keys, args)
+  local client = redis.call('HGET', keys[K.meta], 'client') or ''
+  finish(keys, args[1], client, args[2], args[3])
+  return 1
+end
+
+redis.register_function('nf_start', nf_start)
+redis.register_function('nf_done', nf_done)
+redis.register_function('nf_finish', nf_finish)
+redis.register_function{function_name = 'nf_version', callback = function() return VERSION end, flags = {'no-writes'}}

@@ -1,0 +1,121 @@
+"""nodefarm's Redis Functions (``functions.lua``): loading them, and calling them from Python.
+
+The library is loaded (``FUNCTION LOAD REPLACE``) by every process at boot; the key layout and the
+limits it uses are written into its source from :mod:`worker.keys` and :mod:`worker.events`, so
+Python and Lua cannot disagree on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+
+from worker import events, keys
+
+STATE_TTL_S = 3600  # a finished run's state lingers this long (late duplicate tasks find it ended)
+EVENTS_TTL_S = 86400  # a finished run's event stream stays replayable this long
+
+
+def source() -> str:
+    """The library's Lua source with the key layout and limits filled in."""
+    code = resources.files("worker").joinpath("functions.lua").read_text(encoding="utf-8")
+    names = list(keys.RUN_STATE_PARTS) + list(keys.FUNCTION_EXTRA_KEYS)
+    table = ", ".join(f"{name} = {i}" for i, name in enumerate(names, start=1))
+    header = "\n".join([
+        f"local K = {{{table}}}",
+        f"local STATE_PARTS = {len(keys.RUN_STATE_PARTS)}",
+        f"local GLOBAL_MAXLEN = {events.GLOBAL_MAXLEN}",
+        f"local RUN_MAXLEN = {events.RUN_MAXLEN}",
+        f"local STATE_TTL = {STATE_TTL_S}",
+        f"local EVENTS_TTL = {EVENTS_TTL_S}",
+    ])
+    code = code.replace("--@KEYS@", header)
+    version = hashlib.sha256(code.encode()).hexdigest()[:16]
+    return code.replace("--@KEYS@", "").replace("local K = {", f"local VERSION = '{version}'\nlocal K = {{", 1)
+
+
+def load(r: redis.Redis) -> None:
+    """Load (or replace) the library on this Redis, unless the same version is there already."""
+    code = source()
+    wanted = code.split("local VERSION = '", 1)[1].split("'", 1)[0]
+    try:
+        current = r.fcall_ro("nf_version", 0)
+        if (current.decode() if isinstance(current, bytes) else current) == wanted:
+            return
+    except redis.ResponseError:
+        pass
+    r.function_load(code, replace=True)
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+@dataclass
+class Started:
+    """What ``nf_start`` tells the worker about the node it is about to run."""
+
+    spec: dict[str, Any]
+    resolve: dict[str, Any] | None
+    client_id: str | None
+    attempts: int
+    cancelled: bool
+    sources: dict[str, tuple[str, str]]  # source node -> (cache key, status)
+
+
+def start(r: Any, pid: str, nid: str, seq: int, worker: str, max_attempts: int) -> Started | None:
+    """Begin executing a node's live dispatch; None when the task is a duplicate or stale."""
+    payload = json.dumps([pid, nid, seq])
+    got = r.fcall("nf_start", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
+                  *keys.function_keys(pid, worker), pid, nid, str(seq), payload, str(max_attempts))
+    if not got or int(got[0]) != 1:
+        return None
+    _, spec, resolve, client, attempts, cancelled, flat = got
+    sources = {_s(flat[i]): (_s(flat[i + 1]), _s(flat[i + 2])) for i in range(0, len(flat), 3)}
+    return Started(
+        spec=json.loads(spec),
+        resolve=json.loads(resolve) if resolve else None,
+        client_id=_s(client) or None,
+        attempts=int(attempts),
+        cancelled=bool(int(cancelled)),
+        sources=sources,
+    )
+
+
+@dataclass
+class DoneResult:
+    applied: bool
+    finished: bool
+    dispatch: list[tuple[str, int, str, str]]  # (node, seq, holder worker or "", cache key)
+
+
+def done(
+    r: Any,
+    pid: str,
+    nid: str,
+    seq: int,
+    worker: str,
+    now_ms: int,
+    *,
+    ran: bool,
+    holder: str | None,
+    ui: Any,
+) -> DoneResult:
+    """Apply ``Done`` to the run in one call (the mirror of ``nodes.core.state.node_done``)."""
+    args = [pid, nid, str(seq), str(now_ms), "1" if ran else "0", holder or "", events.encode_data(ui) if ui else ""]
+    got = r.fcall("nf_done", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
+                  *keys.function_keys(pid, worker), *args)
+    if not got or int(got[0]) != 1:
+        return DoneResult(False, False, [])
+    return DoneResult(True, bool(int(got[1])), [(_s(n), int(s), _s(h), _s(k)) for n, s, h, k in got[2]])
+
+
+def finish_in(pipe: Any, pid: str, outcome: str, now_ms: int) -> None:
+    """Queue ``nf_finish`` on a transaction: history entry, closing events, queue bookkeeping."""
+    pipe.fcall("nf_finish", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
+               *keys.function_keys(pid), pid, outcome, str(now_ms))

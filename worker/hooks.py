@@ -1,0 +1,89 @@
+"""ComfyUI's globals wired to the farm: ``send_sync``, progress bars, previews, the interrupt check,
+and the file hooks of ``folder_paths`` (farm-wide save counters, inputs fetched on demand).
+
+Installed once per worker process (after the fork). Each hook reports for the node this process
+is executing, read from :mod:`worker.context`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nodes.core.state import parent_id, progress_delta, real_id
+from worker import context, events, keys
+from worker.farm import Farm
+
+INTERRUPT_POLL_S = 0.02
+
+
+def install(farm: Farm) -> None:
+    """Wire ComfyUI's globals (send_sync, progress bar, interrupt, file counters) to the farm."""
+    from nodes.compat import folder_paths, server
+    from nodes.compat.comfy import model_management, utils
+    from worker import files
+
+    model_management.configure(farm.settings.cpu)
+
+    def make_preview(image: tuple, node: str) -> tuple[int, bytes]:
+        ctx = context.current()
+        view = ctx.view() if ctx is not None else None
+        meta = {
+            "node_id": node,
+            "prompt_id": ctx.pid if ctx is not None else None,
+            "display_node_id": node if view is None else _display(view, node),
+            "parent_node_id": None if view is None else parent_id(view, node),
+            "real_node_id": node if view is None else real_id(view, node),
+        }
+        fmt, pil, max_size = (list(image) + [None, None, None])[:3]
+        return events.PREVIEW_IMAGE_WITH_METADATA, events.preview_payload(pil, fmt, max_size, meta)
+
+    def sink(event: str | int, data: Any, sid: str | None) -> None:
+        ctx = context.current()
+        if event == events.UNENCODED_PREVIEW_IMAGE and isinstance(data, (tuple, list)):
+            event, data = make_preview(tuple(data), ctx.nid if ctx is not None else "")
+        pipe = farm.r.pipeline(transaction=False)
+        events.add(pipe, ctx.pid if ctx is not None else None, None, event, data, to=sid or "*")
+        pipe.execute()
+
+    server.PromptServer.instance.bind_sink(sink)
+
+    last_poll = [0.0, False]
+
+    def probe() -> bool:
+        ctx = context.current()
+        if ctx is None:
+            return False
+        now = time.monotonic()
+        if now - last_poll[0] >= INTERRUPT_POLL_S:
+            last_poll[0] = now
+            last_poll[1] = bool(farm.r.exists(keys.run_cancel(ctx.pid)))
+        return bool(last_poll[1])
+
+    model_management.set_interrupt_probe(probe)
+
+    def progress(value: float, total: float, preview: Any, node_id: str | None = None) -> None:
+        model_management.throw_exception_if_processing_interrupted()
+        ctx = context.current()
+        if ctx is None:
+            return
+        node = node_id or ctx.nid
+        view = ctx.view()
+        pipe = farm.r.pipeline(transaction=False)
+        # ComfyUI's order: the progress registry (progress_state) first, then `progress`
+        events.add(pipe, ctx.pid, ctx.client_id, "progress_state", progress_delta(view, node, value, total, True))
+        events.add(pipe, ctx.pid, ctx.client_id, "progress", {"value": value, "max": total, "prompt_id": ctx.pid, "node": node})
+        if preview is not None and isinstance(preview, (tuple, list)) and len(preview) >= 2:
+            kind, payload = make_preview(tuple(preview), node)
+            events.add(pipe, ctx.pid, ctx.client_id, kind, payload)
+        pipe.execute()
+
+    utils.set_progress_bar_global_hook(progress)
+    folder_paths.set_counter_hook(files.make_counter(farm.r))
+    folder_paths.set_fetch_hook(files.make_fetch(farm.r, farm.settings))
+
+
+def _display(view: Any, node: str) -> str:
+    from nodes.core.state import display_id
+
+    return display_id(view, node)

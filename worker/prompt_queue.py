@@ -1,0 +1,111 @@
+"""The farm-wide prompt queue (ComfyUI's PromptQueue): pending and running runs, their items.
+
+Pending runs wait in a ZSET ordered by ``number`` (``front`` submissions get a negative one);
+running runs sit in another ZSET while they execute. The item (what ``/queue`` shows) and what is
+never shown (sensitive extra data, nodes whose validation runs again on the worker) are stored per
+run. ``status`` events tell every client the queue size after each change.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from nodes.core.item import QueueItem
+from worker import events, keys
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def next_number(r: redis.Redis) -> int:
+    """ComfyUI's PromptServer.number: incremented on every POST /prompt without a number."""
+    return int(r.incr(keys.NUMBER)) - 1
+
+
+def queue_remaining(r: redis.Redis) -> int:
+    pipe = r.pipeline(transaction=False)
+    pipe.zcard(keys.QUEUE)
+    pipe.zcard(keys.RUNNING)
+    pending, running = pipe.execute()
+    return int(pending) + int(running)
+
+
+def emit_status(r: redis.Redis) -> None:
+    pipe = r.pipeline(transaction=False)
+    events.add(pipe, None, None, "status", events.status_data(queue_remaining(r)))
+    pipe.execute()
+
+
+def enqueue(r: redis.Redis, item: QueueItem, deferred: list[str] | None = None) -> None:
+    """Queue a validated run. ``deferred``: nodes whose VALIDATE_INPUTS must run again on the worker."""
+    pipe = r.pipeline()
+    pipe.set(keys.run_item(item.prompt_id), json.dumps(item.wire()))
+    if item.sensitive or deferred:
+        pipe.set(keys.run_private(item.prompt_id), json.dumps({"sensitive": item.sensitive, "deferred": deferred or []}))
+    pipe.zadd(keys.QUEUE, {item.prompt_id: item.number})
+    pipe.zcard(keys.QUEUE)
+    pipe.zcard(keys.RUNNING)
+    *_, pending, running = pipe.execute()
+    pipe = r.pipeline(transaction=False)
+    events.add(pipe, None, None, "status", events.status_data(int(pending) + int(running)))
+    pipe.execute()
+
+
+def load_item(r: Any, pid: str) -> QueueItem | None:
+    """A run's item with its private part (sensitive extra data, deferred validation)."""
+    raw, private = r.mget([keys.run_item(pid), keys.run_private(pid)])
+    if raw is None:
+        return None
+    extra = json.loads(private) if private else {}
+    item = QueueItem.from_wire(json.loads(raw), extra.get("sensitive"))
+    item.deferred = list(extra.get("deferred", []))
+    return item
+
+
+def queue_items(r: redis.Redis) -> tuple[list[QueueItem], list[QueueItem]]:
+    """(running, pending) items in queue order."""
+    pipe = r.pipeline(transaction=False)
+    pipe.zrange(keys.RUNNING, 0, -1)
+    pipe.zrange(keys.QUEUE, 0, -1)
+    running_ids, pending_ids = pipe.execute()
+    ids = [_s(p) for p in running_ids] + [_s(p) for p in pending_ids]
+    raw = r.mget([keys.run_item(p) for p in ids]) if ids else []
+    items = [QueueItem.from_wire(json.loads(x)) if x else None for x in raw]
+    n = len(running_ids)
+    return [i for i in items[:n] if i], [i for i in items[n:] if i]
+
+
+def delete_pending(r: redis.Redis, pids: list[str]) -> None:
+    for pid in pids:
+        if r.zrem(keys.QUEUE, pid):
+            r.delete(keys.run_item(pid), keys.run_private(pid))
+    emit_status(r)
+
+
+def clear_pending(r: redis.Redis) -> None:
+    delete_pending(r, [_s(p) for p in r.zrange(keys.QUEUE, 0, -1)])
+
+
+def pop_admittable(r: redis.Redis, max_active: int) -> str | None:
+    """Move the head of the queue to running, if fewer than ``max_active`` runs run."""
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(keys.QUEUE, keys.RUNNING)
+                if int(pipe.zcard(keys.RUNNING)) >= max_active:
+                    return None
+                head = pipe.zrange(keys.QUEUE, 0, 0, withscores=True)
+                if not head:
+                    return None
+                pid, number = _s(head[0][0]), head[0][1]
+                pipe.multi()
+                pipe.zrem(keys.QUEUE, pid)
+                pipe.zadd(keys.RUNNING, {pid: number})
+                pipe.execute()
+                return pid
+            except redis.WatchError:
+                continue

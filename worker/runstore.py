@@ -1,0 +1,199 @@
+"""A run's state in the state Redis: one hash per field of :class:`nodes.core.state.RunState`.
+
+Hashes are keyed by node id (``worker/keys.py`` RUN_STATE_PARTS), so a step writes only the
+fields it changed. The hot step (a node done) runs as the Redis Function ``nf_done``; the other
+steps (admission, lazy inputs, expansion, failure, interrupt, lost inputs) load the state here,
+apply the pure state machine and write the difference back in one optimistic transaction
+(:func:`transact`) together with the step's events and, when the run ends, ``nf_finish``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from nodes.core.graph import walk_links
+from nodes.core.state import NodeSpec, RunState, Step
+from worker import events, functions, keys
+
+# how each hash stores its values: raw strings, integers, or JSON
+_RAW = ("key", "status", "keyq", "holders")
+_INT = ("seq", "attempts")
+
+
+def _encode(part: str, value: Any) -> str:
+    if part in _RAW:
+        return str(value)
+    if part in _INT:
+        return str(int(value))
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _decode(part: str, raw: bytes) -> Any:
+    text = raw.decode()
+    if part in _RAW:
+        return text
+    if part in _INT:
+        return int(text)
+    return json.loads(text)
+
+
+def _parts(state: RunState) -> dict[str, dict[str, Any]]:
+    """The state as the values of its hashes (meta included)."""
+    nodes = state.nodes
+    return {
+        "meta": {
+            "client": state.client_id or "",
+            "end": state.end or "",
+            "pending": state.pending(),
+            "outputs": state.outputs,
+        },
+        "spec": {nid: spec.to_json() for nid, spec in nodes.items()},
+        "key": {nid: spec.key for nid, spec in nodes.items()},
+        "srcs": {nid: srcs for nid, spec in nodes.items() if (srcs := spec.sources())},
+        "disp": {nid: [spec.display or nid, spec.parent, spec.real or nid] for nid, spec in nodes.items() if spec.parent},
+        "status": dict(state.status),
+        "seq": dict(state.seq),
+        "deps": {nid: list(d) for nid, d in state.deps.items() if d},
+        "waiters": {nid: list(w) for nid, w in state.waiters.items() if w},
+        "keyq": dict(state.keyq),
+        "holders": dict(state.holders),
+        "ui": {nid: ui for nid, ui in state.ui.items() if ui},
+        "resolve": {nid: {"result": r, "sources": _link_sources(r)} for nid, r in state.resolve.items()},
+    }
+
+
+def _link_sources(result: list[Any]) -> list[str]:
+    out: list[str] = []
+    for link in walk_links(result):
+        if link[0] not in out:
+            out.append(link[0])
+    return out
+
+
+_META = {"client": "raw", "end": "raw", "pending": "int", "outputs": "json"}
+
+
+def _meta_encode(name: str, value: Any) -> str:
+    kind = _META[name]
+    return json.dumps(value) if kind == "json" else str(value)
+
+
+HASHES = ("spec", "key", "srcs", "disp", "status", "seq", "deps", "waiters", "keyq", "holders", "ui", "resolve")
+
+
+@dataclass
+class Loaded:
+    """A state as read, with what it was read from (to write back only the difference)."""
+
+    state: RunState
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executed: int = 0
+    msgs: int = 0
+
+
+def load(r: redis.Redis, pid: str) -> Loaded | None:
+    """Read a whole run state (one round trip). None when the run has no state."""
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.run_part(pid, "meta"))
+    for part in HASHES:
+        pipe.hgetall(keys.run_part(pid, part))
+    pipe.lrange(keys.run_part(pid, "executed"), 0, -1)
+    pipe.lrange(keys.run_part(pid, "msgs"), 0, -1)
+    got = pipe.execute()
+    meta_raw: dict[bytes, bytes] = got[0]
+    if not meta_raw:
+        return None
+    values = {part: {k.decode(): _decode(part, v) for k, v in raw.items()} for part, raw in zip(HASHES, got[1:], strict=False)}
+    meta = {k.decode(): v.decode() for k, v in meta_raw.items()}
+    executed = [x.decode() for x in got[-2]]
+    msgs = [json.loads(x) for x in got[-1]]
+    st = RunState(
+        pid=pid,
+        client_id=meta.get("client") or None,
+        outputs=json.loads(meta.get("outputs", "[]")),
+        nodes={nid: NodeSpec.from_json(spec) for nid, spec in values["spec"].items()},
+        status=dict(values["status"]),
+        seq=dict(values["seq"]),
+        deps={nid: list(d) for nid, d in values["deps"].items()},
+        waiters={nid: list(w) for nid, w in values["waiters"].items()},
+        keyq=dict(values["keyq"]),
+        holders=dict(values["holders"]),
+        ui=dict(values["ui"]),
+        resolve={nid: r["result"] for nid, r in values["resolve"].items()},
+        executed=executed,
+        msgs=msgs,
+        end=meta.get("end") or None,
+    )
+    values["meta"] = {"client": meta.get("client", ""), "end": meta.get("end", ""),
+                      "pending": int(meta.get("pending", "0")), "outputs": st.outputs}
+    return Loaded(st, values, len(executed), len(msgs))
+
+
+def write(pipe: Any, loaded: Loaded | None, state: RunState) -> None:
+    """Queue the writes that turn the stored state (``loaded``; None: nothing stored) into ``state``."""
+    pid = state.pid
+    before = loaded.values if loaded is not None else {}
+    for part, now in _parts(state).items():
+        old = before.get(part, {})
+        changed = {k: v for k, v in now.items() if k not in old or old[k] != v}
+        gone = [k for k in old if k not in now]
+        key = keys.run_part(pid, part)
+        if changed:
+            encode = _meta_encode if part == "meta" else (lambda name, value, part=part: _encode(part, value))
+            pipe.hset(key, mapping={k: encode(k, v) for k, v in changed.items()})
+        if gone:
+            pipe.hdel(key, *gone)
+    pipe.hincrby(keys.run_part(pid, "meta"), "ver", 1)
+    executed = state.executed[loaded.executed:] if loaded is not None else state.executed
+    if executed:
+        pipe.rpush(keys.run_part(pid, "executed"), *executed)
+    msgs = state.msgs[loaded.msgs:] if loaded is not None else state.msgs
+    if msgs:
+        pipe.rpush(keys.run_part(pid, "msgs"), *[json.dumps(m, separators=(",", ":")) for m in msgs])
+
+
+def write_step(pipe: Any, state: RunState, step: Step, now_ms: int) -> None:
+    """Queue a step's events, in order, and the end of the run when the step ended it."""
+    for event, data in step.events:
+        events.add(pipe, state.pid, state.client_id, event, data)
+    if step.finish:
+        functions.finish_in(pipe, state.pid, step.finish, now_ms)
+
+
+def transact(r: redis.Redis, pid: str, stimulus: Callable[[RunState], Step], now_ms: int) -> tuple[RunState, Step] | None:
+    """Apply one stimulus atomically: optimistic on the run's ``meta`` hash, which every step
+    (this one and the Redis Functions) changes. None when the run has no state."""
+    meta = keys.run_part(pid, "meta")
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(meta)
+                loaded = load(r, pid)
+                if loaded is None:
+                    pipe.unwatch()
+                    return None
+                step = stimulus(loaded.state)
+                pipe.multi()
+                write(pipe, loaded, loaded.state)
+                write_step(pipe, loaded.state, step, now_ms)
+                pipe.execute()
+                return loaded.state, step
+            except redis.WatchError:
+                continue
+
+
+def create(pipe: Any, state: RunState, step: Step, now_ms: int) -> None:
+    """Queue the writes of a newly admitted run: its whole state and its first step."""
+    write(pipe, None, state)
+    write_step(pipe, state, step, now_ms)
+
+
+def messages(r: redis.Redis, pid: str, first: int | None = None) -> list[list[Any]]:
+    """A run's history status messages so far (``first``: only that many)."""
+    raw = r.lrange(keys.run_part(pid, "msgs"), 0, -1 if first is None else first - 1)
+    return [json.loads(x) for x in raw]
