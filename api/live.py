@@ -4,6 +4,15 @@ Every API process follows the stream and delivers each event by its ``to`` field
 ``*`` for everyone, or nobody. A ComfyUI ``/ws`` socket gets ``{"type", "data"}`` text frames and
 binary frames (4-byte big-endian event type + payload); a Socket.IO client gets the same event
 names and data in the room named after its client id.
+
+``progress_state``: ComfyUI sends the whole progress registry of the prompt in every frame, so a run
+of n nodes costs O(n²) bytes. Workers store only the entry that changed; this relay keeps each
+run's registry and sends a plain client ComfyUI's full frames. A client that asks for deltas
+(``{"type": "nodefarm.flags", "data": {"progress_delta": true}}`` on ``/ws``, or
+``auth={"progress_delta": true}`` on Socket.IO) gets ``nodefarm.progress_delta`` events instead:
+the registry of the run once (the first time), then only what changed. The editor's nodefarm
+extension (``frontend/editor/nodefarm.js``) asks for them and rebuilds ComfyUI's frames in the page,
+so the editor shows the same progress for a few kB per node instead of the whole registry.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import logging
 import struct
 import threading
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -25,53 +35,106 @@ from worker import events, keys, prompt_queue
 
 log = logging.getLogger("nodefarm.api.live")
 
+RELAY_BATCH = 500  # events read at once
+RELAY_PAUSE_S = 0.01  # after a short read, wait this long so the next read takes a batch (latency <= 10 ms)
+DELTA_EVENT = "nodefarm.progress_delta"
+FLAGS_MESSAGE = "nodefarm.flags"
 SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": 100 * 1024 * 1024}
 
 
+@dataclass
+class Peer:
+    """One connected client (a ``/ws`` socket or a Socket.IO session)."""
+
+    client_id: str
+    flags: dict = field(default_factory=dict)
+    deltas: bool = False
+    synced: set[str] = field(default_factory=set)  # runs whose whole registry this delta client has
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class Hub:
-    """The raw websockets of this process, by client id (a reconnect replaces the old socket)."""
+    """The clients of this process: raw websockets by client id (a reconnect replaces the old
+    socket) and Socket.IO sessions by session id."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.sockets: dict[str, Any] = {}
-        self.flags: dict[int, dict] = {}
-        self.send_locks: dict[int, threading.Lock] = {}
-        self.socketio_clients = 0
+        self.peers: dict[int, Peer] = {}  # id(ws) -> its peer
+        self.sio: dict[str, Peer] = {}  # Socket.IO session id -> its peer
 
-    def add(self, sid: str, ws: Any) -> None:
+    @property
+    def socketio_clients(self) -> int:
+        return len(self.sio)
+
+    def add(self, sid: str, ws: Any) -> Peer:
+        peer = Peer(sid)
         with self.lock:
             self.sockets[sid] = ws
-            self.send_locks[id(ws)] = threading.Lock()
+            self.peers[id(ws)] = peer
+        return peer
 
     def remove(self, sid: str, ws: Any) -> None:
         with self.lock:
             if self.sockets.get(sid) is ws:  # an old socket closing must not drop its replacement
                 del self.sockets[sid]
-            self.flags.pop(id(ws), None)
-            self.send_locks.pop(id(ws), None)
+            self.peers.pop(id(ws), None)
 
     def send(self, ws: Any, payload: str | bytes) -> None:
-        lock = self.send_locks.get(id(ws))
-        if lock is None:
+        peer = self.peers.get(id(ws))
+        if peer is None:
             return
         try:
-            with lock:
+            with peer.lock:
                 ws.send(payload)
         except Exception:  # a dead socket is dropped by its own handler
             pass
 
-    def targets(self, to: str) -> list[Any]:
+    def targets(self, to: str) -> list[tuple[Any, Peer]]:
         with self.lock:
             if to == "*":
-                return list(self.sockets.values())
-            ws = self.sockets.get(to)
-            return [ws] if ws is not None else []
+                pairs = list(self.sockets.values())
+            else:
+                ws = self.sockets.get(to)
+                pairs = [ws] if ws is not None else []
+            return [(ws, self.peers[id(ws)]) for ws in pairs if id(ws) in self.peers]
+
+    def all_peers(self) -> list[Peer]:
+        with self.lock:
+            return list(self.peers.values()) + list(self.sio.values())
+
+    def sio_targets(self, to: str) -> list[tuple[str, Peer]]:
+        with self.lock:
+            return [(sid, p) for sid, p in self.sio.items() if to == "*" or p.client_id == to]
 
 
 def frame(event: str | int, data: Any) -> str | bytes:
     if isinstance(event, int):
         return struct.pack(">I", event) + (data if isinstance(data, bytes) else bytes(data))
     return json.dumps({"type": event, "data": data})
+
+
+def _text(event: str, raw: str) -> str:
+    return '{"type": ' + json.dumps(event) + ', "data": ' + raw + "}"
+
+
+def _client_message(peer: Peer, message: Any, first: bool, features: dict) -> str | None:
+    """Handle a client's text message; returns a reply to send, if any. ComfyUI reads only the first
+    message (``feature_flags``); ``nodefarm.flags`` is ours and is read whenever it comes."""
+    try:
+        parsed = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    data: dict = parsed["data"] if isinstance(parsed.get("data"), dict) else {}
+    if first and parsed.get("type") == "feature_flags":
+        peer.flags = data
+        return frame("feature_flags", features)  # type: ignore[return-value]
+    if parsed.get("type") == FLAGS_MESSAGE and "progress_delta" in data:
+        peer.deltas = bool(data["progress_delta"])
+        peer.synced.clear()
+    return None
 
 
 def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, SocketIO]:
@@ -82,7 +145,7 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
 
     def ws_handler(ws: Any) -> None:
         sid = request.args.get("clientId") or uuid.uuid4().hex
-        hub.add(sid, ws)
+        peer = hub.add(sid, ws)
         try:
             hub.send(ws, frame("status", events.status_data(prompt_queue.queue_remaining(r), sid)))
             first = True
@@ -90,15 +153,11 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
                 message = ws.receive()
                 if message is None:
                     break
-                if first and isinstance(message, str):
+                if isinstance(message, str):
+                    reply = _client_message(peer, message, first, features)
                     first = False
-                    try:
-                        parsed = json.loads(message)
-                    except ValueError:
-                        continue
-                    if isinstance(parsed, dict) and parsed.get("type") == "feature_flags":
-                        hub.flags[id(ws)] = parsed.get("data") or {}
-                        hub.send(ws, frame("feature_flags", features))
+                    if reply is not None:
+                        hub.send(ws, reply)
         except Exception as exc:  # the client went away
             log.debug("ws %s closed: %s", sid, exc)
         finally:
@@ -112,14 +171,17 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
         sid = request.args.get("clientId")
         if not sid and isinstance(auth, dict):
             sid = auth.get("clientId")
-        sid = sid or uuid.uuid4().hex
-        hub.socketio_clients += 1
+        sid = str(sid or uuid.uuid4().hex)
+        peer = Peer(sid, deltas=bool(isinstance(auth, dict) and auth.get("progress_delta")))
+        with hub.lock:
+            hub.sio[request.sid] = peer  # type: ignore[attr-defined]
         join_room(sid)
         socketio.emit("status", events.status_data(prompt_queue.queue_remaining(r), sid), to=request.sid)  # type: ignore[attr-defined]
 
     @socketio.on("disconnect")
     def on_disconnect(*_args: Any) -> None:
-        hub.socketio_clients = max(0, hub.socketio_clients - 1)
+        with hub.lock:
+            hub.sio.pop(request.sid, None)  # type: ignore[attr-defined]
 
     @socketio.on("replay")
     def on_replay(data: Any) -> None:
@@ -132,62 +194,110 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
     return hub, socketio
 
 
+class Registries:
+    """Each running run's progress registry, entries kept serialized (a full frame is one join)."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, str]] = {}
+
+    def update(self, delta: dict) -> str:
+        pid = str(delta.get("prompt_id", ""))
+        entries = self.runs.setdefault(pid, {})
+        for nid, entry in (delta.get("nodes") or {}).items():
+            entries[json.dumps(nid)] = json.dumps(entry)
+        return pid
+
+    def frame(self, pid: str) -> str:
+        """``{"prompt_id", "nodes"}`` with every entry of the run: ComfyUI's full progress_state data."""
+        entries = self.runs.get(pid, {})
+        return '{"prompt_id": ' + json.dumps(pid) + ', "nodes": {' + ", ".join(f"{k}: {v}" for k, v in entries.items()) + "}}"
+
+    def forget(self, pid: str) -> None:
+        self.runs.pop(pid, None)
+
+
 def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threading.Event) -> threading.Thread:
     """Follow ``nf:events`` and deliver each event to its clients.
 
     JSON data is passed through as stored (no parse and re-encode) except where the relay must
-    look inside: ``progress_state`` deltas (expanded into ComfyUI's full frames), the end of a run,
-    previews (event 4 for clients that negotiated metadata, event 1 for the others) and Socket.IO.
+    look inside: ``progress_state`` deltas (kept per run; full frames for plain clients), the end of a
+    run, previews (event 4 for clients that negotiated metadata, event 1 for the others) and Socket.IO.
     """
 
     def loop() -> None:
         r = redis.Redis.from_url(settings.redis_url)
-        registry = events.ProgressRegistry()
+        registries = Registries()
         last = "$"
         while not stop.is_set():
             try:
-                got = r.xread({keys.EVENTS: last}, block=1000, count=500)
+                got = r.xread({keys.EVENTS: last}, block=1000, count=RELAY_BATCH)
             except redis.RedisError as exc:
                 log.warning("relay: %s", exc)
                 stop.wait(1)
                 continue
+            read = 0
             for _stream, entries in got or []:
+                read += len(entries)
                 for entry_id, fields in entries:
                     last = entry_id.decode()
-                    deliver(fields, registry)
+                    try:
+                        deliver(fields, registries)
+                    except Exception:  # one bad event must not stop the relay
+                        log.exception("relay: cannot deliver an event")
+            if 0 < read < RELAY_BATCH:
+                stop.wait(RELAY_PAUSE_S)  # let events gather: one read per batch, not per event
 
-    def deliver(fields: dict, registry: events.ProgressRegistry) -> None:
+    def deliver(fields: dict, registries: Registries) -> None:
         etype = fields[b"type"].decode()
         to = fields[b"to"].decode()
         raw = fields[b"data"]
-        data: Any = None
         if etype == "progress_state":
-            delta = json.loads(raw)
-            registry.update(delta)
-            if not to or not (hub.targets(to) or hub.socketio_clients):
-                return  # nobody to show it to: keep the registry, skip building the full frame
-            data = registry.view(str(delta.get("prompt_id", "")))
-            raw = json.dumps(data).encode()
-        elif etype == "executing" and raw.startswith(b'{"node":null'):
-            registry.forget(fields[b"pid"].decode())
+            progress(json.loads(raw), raw.decode(), to, registries)
+            return
+        if etype == "executing" and raw.startswith(b'{"node":null'):
+            ended = fields[b"pid"].decode()
+            registries.forget(ended)
+            for peer in hub.all_peers():
+                peer.synced.discard(ended)
         if not to:
             return
         if etype.isdigit():
             event = int(etype)
             payload: str | bytes = frame(event, raw)
             legacy = frame(events.PREVIEW_IMAGE, events.legacy_preview(raw)) if event == events.PREVIEW_IMAGE_WITH_METADATA else None
-            for ws in hub.targets(to):
-                flagged = bool(hub.flags.get(id(ws), {}).get("supports_preview_metadata"))
+            for ws, peer in hub.targets(to):
+                flagged = bool(peer.flags.get("supports_preview_metadata"))
                 hub.send(ws, legacy if legacy is not None and not flagged else payload)
         else:
-            text = '{"type": ' + json.dumps(etype) + ', "data": ' + raw.decode() + "}"
-            for ws in hub.targets(to):
+            text = _text(etype, raw.decode())
+            for ws, _peer in hub.targets(to):
                 hub.send(ws, text)
-        if hub.socketio_clients:
-            if data is None:
-                data = raw if etype.isdigit() else json.loads(raw)
+        if hub.sio:
+            data = raw if etype.isdigit() else json.loads(raw)
             try:
                 socketio.emit(etype, data, to=None if to == "*" else to)
+            except Exception as exc:
+                log.debug("socketio emit failed: %s", exc)
+
+    def progress(delta: dict, raw: str, to: str, registries: Registries) -> None:
+        pid = registries.update(delta)
+        if not to:
+            return
+        full: str | None = None
+        for ws, peer in hub.targets(to):
+            if peer.deltas:
+                hub.send(ws, _text(DELTA_EVENT, raw if pid in peer.synced else registries.frame(pid)))
+                peer.synced.add(pid)
+            else:
+                full = full or _text("progress_state", registries.frame(pid))
+                hub.send(ws, full)
+        for sid, peer in hub.sio_targets(to):
+            try:
+                if peer.deltas:
+                    socketio.emit(DELTA_EVENT, delta if pid in peer.synced else json.loads(registries.frame(pid)), to=sid)
+                    peer.synced.add(pid)
+                else:
+                    socketio.emit("progress_state", json.loads(registries.frame(pid)), to=sid)
             except Exception as exc:
                 log.debug("socketio emit failed: %s", exc)
 

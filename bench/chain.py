@@ -1,23 +1,25 @@
-"""Per-node overhead of the farm on a chain of 200 trivial nodes, against a bare Celery chain.
+"""The run engine's figures (issue 7, points 2), each against a baseline measured in the same run.
 
-Both sides run in one process, on one state Redis, each with one ``prefork -c 1`` consumer:
+* **Per-node cost** of a chain PrimitiveFloat -> (n - 1) x MathOperation(add 1.0) -> TestFloatOutput,
+  n = 100, 500 and 2,000, with one ``prefork -c 1`` worker, against a bare Celery chain of n
+  self-enqueuing tasks (``bench/bare_chain.py``) on the same state Redis, with the same Celery settings
+  and worker flags. Three farm rows per n: no client (timed from POST /prompt to the history entry,
+  polled every 5 ms), a ``/ws`` client attached (the editor's protocol: progress as deltas, see
+  ``api/live.py``; timed to ``executing`` null) and a Socket.IO client attached (likewise). Reps are
+  interleaved with the bare chain's so drift hits both; medians.
+* **Flatness**: ms/node at 2,000 against ms/node at 100.
+* **Fully cached resubmission** of the 2,000-node chain: POST to history entry.
+* **POST /prompt latency** of a new 1,000-node chain (answer time of the request).
+* **Websocket bytes** of a 1,001-node fan-out run (PrimitiveFloat -> 1,000 x TestFloatOutput), as
+  received by an editor-protocol client and by a plain ComfyUI client (full ``progress_state`` frames).
 
-* farm: ``tests.farm.Farm`` with one worker (then a second one added). The prompt is
-  PrimitiveFloat -> 199 x MathOperation(add 1.0) -> TestFloatOutput (200 compute nodes + 1 output
-  node). Timed from POST /prompt until its history entry exists (the Redis key GET /history reads,
-  polled every 5 ms: a websocket client costs the farm and this 2-core box far more, so it gets its
-  own row, timed to ``executing`` with ``node: null``).
-* bare: ``bench/bare_chain.py``, a Celery app with the farm's settings whose task enqueues the next
-  hop itself; its worker is started with the same ``celery worker`` flags as the farm's.
-
-Each side: one warm-up, then REPS timed repetitions (a new seed each, so nothing is cached); the
-median is reported, with the CPU each process used per node (from /proc). Then the last farm prompt
-is resubmitted unchanged (fully cached). Prints the tables (also written to
-bench/results/chain.txt); the target is reported, never asserted. Run: ``.venv/bin/python bench/chain.py``.
+Prints the tables (also written to bench/results/chain.txt); targets are reported, never asserted.
+Run: ``.venv/bin/python bench/chain.py`` (about 4 minutes on 2 cores).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import signal
@@ -25,8 +27,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,43 +40,102 @@ if str(ROOT) not in sys.path:
 
 import celery  # noqa: E402
 import redis  # noqa: E402
+import socketio  # noqa: E402
+import websocket  # noqa: E402
 
-from tests.farm import Farm, WsClient  # noqa: E402
+from tests.farm import Farm  # noqa: E402
 from worker import keys  # noqa: E402
 
-CHAIN = 200  # compute nodes of the farm prompt, hops of the bare chain
-REPS = 3
-TARGET = 1.5
+LENGTHS = (100, 500, 2000)
+REPS = {100: 3, 500: 3, 2000: 2}
+TARGET = 1.5  # farm ms/node <= TARGET x bare ms/hop
+FLAT = 0.10  # ms/node at 2,000 within 10 % of ms/node at 100
+CACHED_TARGET_S = 0.150
+POST_TARGET_S = 0.050
+WS_BYTES_TARGET = 5 * 1024 * 1024
+FANOUT = 1000
 BARE_QUEUE = "bench.bare"
-RUN_TIMEOUT = 120.0
+RUN_TIMEOUT = 300.0
 POLL_S = 0.005  # history poll interval: one Redis EXISTS (far cheaper for the farm than a GET /history)
-BUDGET_S = 140.0  # optional rows are skipped past this (the whole bench must stay under 3 minutes)
 RESULTS = ROOT / "bench" / "results" / "chain.txt"
 
 
-# ---- farm side -----------------------------------------------------------------------------------
+# ---- prompts ---------------------------------------------------------------------------------------
 
 
-def chain_prompt(seed: float, length: int = CHAIN) -> dict[str, dict[str, Any]]:
-    """PrimitiveFloat(seed) -> (length - 1) x MathOperation(+1.0) -> TestFloatOutput."""
+def chain_prompt(seed: float, length: int) -> dict[str, dict[str, Any]]:
+    """PrimitiveFloat(seed) -> (length - 1) x MathOperation(+1.0) -> TestFloatOutput: length + 1 nodes."""
     prompt: dict[str, dict[str, Any]] = {"0": {"class_type": "PrimitiveFloat", "inputs": {"value": seed}}}
     for i in range(1, length):
-        prompt[str(i)] = {
-            "class_type": "MathOperation",
-            "inputs": {"a": [str(i - 1), 0], "b": 1.0, "operation": "add"},
-        }
+        prompt[str(i)] = {"class_type": "MathOperation", "inputs": {"a": [str(i - 1), 0], "b": 1.0, "operation": "add"}}
     prompt[str(length)] = {"class_type": "TestFloatOutput", "inputs": {"value": [str(length - 1), 0]}}
     return prompt
 
 
-class FarmRun:
-    """One timed farm run: total seconds, POST latency, nodes cached at admission, the shown value."""
+def fanout_prompt(seed: float, width: int = FANOUT) -> dict[str, dict[str, Any]]:
+    """PrimitiveFloat(seed) -> width x TestFloatOutput (each labelled, so none is identical)."""
+    prompt: dict[str, dict[str, Any]] = {"src": {"class_type": "PrimitiveFloat", "inputs": {"value": seed}}}
+    for i in range(width):
+        prompt[f"o{i}"] = {"class_type": "TestFloatOutput", "inputs": {"value": ["src", 0], "label": str(i)}}
+    return prompt
 
-    def __init__(self, total: float, post: float, cached: int, value: str | None) -> None:
-        self.total = total
-        self.post = post
-        self.cached = cached
-        self.value = value
+
+# ---- clients ----------------------------------------------------------------------------------------
+
+
+class EditorWs:
+    """A ``/ws`` client speaking the editor's protocol (progress as deltas), counting bytes received."""
+
+    def __init__(self, url: str, deltas: bool = True) -> None:
+        self.client_id = uuid.uuid4().hex
+        self.ws = websocket.create_connection(url.replace("http", "ws") + f"/ws?clientId={self.client_id}", timeout=30)
+        self.ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        if deltas:
+            self.ws.send(json.dumps({"type": "nodefarm.flags", "data": {"progress_delta": True}}))
+        self.bytes = 0
+        self.frames = 0
+
+    def until_done(self, pid: str, timeout: float = RUN_TIMEOUT) -> None:
+        deadline = time.time() + timeout
+        end = json.dumps({"node": None, "prompt_id": pid}, separators=(",", ":"))
+        while time.time() < deadline:
+            self.ws.settimeout(max(0.1, deadline - time.time()))
+            raw = self.ws.recv()
+            self.frames += 1
+            self.bytes += len(raw.encode() if isinstance(raw, str) else raw)
+            if isinstance(raw, str) and '"executing"' in raw and end in raw.replace(" ", ""):
+                return
+        raise RuntimeError(f"run {pid} did not end on the websocket")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+class SioClient:
+    """A Socket.IO client (the dashboard's protocol: progress as deltas) waiting for a run's end."""
+
+    def __init__(self, url: str) -> None:
+        self.client_id = uuid.uuid4().hex
+        self.ended: dict[str, threading.Event] = {}
+        self.sio = socketio.Client()
+
+        @self.sio.on("executing")
+        def on_executing(data: Any) -> None:
+            if isinstance(data, dict) and data.get("node") is None:
+                self.ended.setdefault(str(data.get("prompt_id")), threading.Event()).set()
+
+        self.sio.connect(f"{url}?clientId={self.client_id}", auth={"clientId": self.client_id, "progress_delta": True},
+                         wait_timeout=10)
+
+    def until_done(self, pid: str, timeout: float = RUN_TIMEOUT) -> None:
+        if not self.ended.setdefault(pid, threading.Event()).wait(timeout):
+            raise RuntimeError(f"run {pid} did not end on Socket.IO")
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+# ---- farm side ----------------------------------------------------------------------------------
 
 
 def wait_history(farm: Farm, pid: str, timeout: float = RUN_TIMEOUT) -> None:
@@ -85,42 +148,41 @@ def wait_history(farm: Farm, pid: str, timeout: float = RUN_TIMEOUT) -> None:
         time.sleep(POLL_S)
 
 
-def run_farm(farm: Farm, prompt: dict[str, dict[str, Any]], ws: WsClient | None = None) -> FarmRun:
-    """POST the prompt, wait for its end (history entry, or ``executing`` null on ``ws``), check it."""
+@dataclass
+class FarmRun:
+    total: float  # seconds from POST to the end
+    post: float  # seconds the POST took
+    cached: int  # nodes in execution_cached
+    value: str | None  # what the output node showed
+
+
+def run_farm(farm: Farm, prompt: dict[str, dict[str, Any]], client: EditorWs | SioClient | None = None,
+             output: str | None = None) -> FarmRun:
+    """POST the prompt, wait for its end (history entry, or ``executing`` null on the client), check it."""
     t0 = time.perf_counter()
-    if ws is None:
-        res = farm.post(prompt)
-    else:
-        ws.messages = []
-        res = farm.post(prompt, client_id=ws.client_id)
+    res = farm.post(prompt, **({"client_id": client.client_id} if client is not None else {}))
     t_post = time.perf_counter() - t0
     if res.status_code != 200:
         raise RuntimeError(f"POST /prompt failed: {res.status_code} {res.text[:500]}")
     pid = str(res.json()["prompt_id"])
-    if ws is None:
+    if client is None:
         wait_history(farm, pid)
     else:
-        ws.until_done(pid, RUN_TIMEOUT)
+        client.until_done(pid)
     total = time.perf_counter() - t0
-    entry = farm.wait(pid, 10)
+    entry = farm.wait(pid, 30)
     status = entry.get("status", {})
     if not status.get("completed"):
         raise RuntimeError(f"farm run {pid} failed: {status}")
     cached = sum(len(data.get("nodes", [])) for name, data in status.get("messages", []) if name == "execution_cached")
-    out = entry.get("outputs", {}).get(str(len(prompt) - 1), {})
+    out = entry.get("outputs", {}).get(output or str(len(prompt) - 1), {})
     text = out.get("text") if isinstance(out, dict) else None
     return FarmRun(total, t_post, cached, text[0] if text else None)
 
 
-def farm_series(farm: Farm, seeds: list[float], ws: WsClient | None = None, warm: bool = True) -> list[FarmRun]:
-    """One warm-up (seeds[0], unless ``warm`` is False) then one timed run per remaining seed."""
-    if warm:
-        run_farm(farm, chain_prompt(seeds[0]), ws)
-    return [check_uncached(run_farm(farm, chain_prompt(seed), ws), seed) for seed in seeds[1:]]
-
-
-def check_uncached(run: FarmRun, seed: float) -> FarmRun:
-    expected = repr(seed + (CHAIN - 1))
+def uncached_chain(farm: Farm, seed: float, length: int, client: EditorWs | SioClient | None = None) -> FarmRun:
+    run = run_farm(farm, chain_prompt(seed, length), client)
+    expected = repr(seed + (length - 1))
     if run.cached or run.value != expected:
         raise RuntimeError(f"uncached run was cached ({run.cached} nodes) or wrong ({run.value} != {expected})")
     return run
@@ -150,7 +212,7 @@ class BareChain:
         self.app.conf.broker_url = broker_url
         self.r = redis.Redis.from_url(broker_url)
 
-    def run(self, hops: int = CHAIN, timeout: float = RUN_TIMEOUT) -> float:
+    def run(self, hops: int, timeout: float = RUN_TIMEOUT) -> float:
         """Send step(1, hops) and wait for the last hop: seconds for ``hops`` tasks."""
         tag = uuid.uuid4().hex
         t0 = time.perf_counter()
@@ -234,24 +296,21 @@ class CpuMeter:
         return ", ".join(parts) + f"  (total {sum(self.used.values()) / units * 1000:.2f})"
 
 
-# ---- report --------------------------------------------------------------------------------------
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}"
-
-
 def environment(farm: Farm) -> str:
     redis_version = farm.r.info("server").get("redis_version", "?")
     return (f"{os.cpu_count()} cores, python {platform.python_version()}, celery {celery.__version__}, "
             f"redis-py {redis.__version__}, redis-server {redis_version}, {platform.platform()}")
 
 
-def row(label: str, units: int, times: list[float], bare_per: float | None) -> str:
-    med = statistics.median(times)
-    per = med / units
-    ratio = f"{per / bare_per:>7.2f}" if bare_per else f"{'':>7}"
-    return f"{label:<36}{units:>6}{med:>10.3f}{per * 1000:>9.2f}{ratio}   " + " ".join(f"{t:.3f}" for t in times)
+# ---- report --------------------------------------------------------------------------------------
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
 
 
 def main() -> int:
@@ -262,106 +321,99 @@ def main() -> int:
         print(line, flush=True)
         lines.append(line)
 
-    def in_budget() -> bool:
-        return time.perf_counter() - started < BUDGET_S
-
-    nodes = len(chain_prompt(0.0))
-    base = float(int(time.time()) % 100000) + 0.25
-    seeds = [[base + 1000.0 * (REPS + 1) * k + 1000.0 * i for i in range(REPS + 1)] for k in range(3)]
-    farm2: list[FarmRun] = []
-    farm_ws: list[FarmRun] = []
-
+    seeds = iter(float(int(time.time()) % 100000) + 0.25 + 1000.0 * i for i in range(10**6))
+    bare_t: dict[int, list[float]] = {n: [] for n in LENGTHS}
+    farm_t: dict[tuple[int, str], list[float]] = {}
+    cpu: dict[int, tuple[CpuMeter, CpuMeter]] = {}
     with tempfile.TemporaryDirectory(prefix="nf-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        farm: Farm | None = None
-        bare: BareChain | None = None
-        ws: WsClient | None = None
+        farm = Farm(tmp, workers=1)
+        bare = BareChain(farm.state.url, tmp)
+        ws: EditorWs | None = None
+        sio: SioClient | None = None
         try:
-            farm = Farm(tmp, workers=1)
-            bare = BareChain(farm.state.url, tmp)
             env_line = environment(farm)
-            boot = time.perf_counter() - started
-
-            # warm-ups (the bare one also waits for its worker to come up), then interleaved reps
-            bare.run()
-            run_farm(farm, chain_prompt(seeds[0][0]))
-            bare_times: list[float] = []
-            farm1: list[FarmRun] = []
-            farm_cpu = CpuMeter({
-                "worker": farm.procs["w0"].pid, "API": farm.procs["api"].pid, "state redis": farm.state.proc.pid,
-                "result redis": farm.results.proc.pid, "driver": os.getpid(),
-            })
-            bare_cpu = CpuMeter({"worker": bare.proc.pid, "state redis": farm.state.proc.pid, "driver": os.getpid()})
-            for seed in seeds[0][1:]:
-                bare_cpu.start()
-                bare_times.append(bare.run())
-                bare_cpu.stop()
-                farm_cpu.start()
-                farm1.append(check_uncached(run_farm(farm, chain_prompt(seed)), seed))
-                farm_cpu.stop()
-
-            # the last uncached prompt again, unchanged: every node is cached at admission
-            cached = [run_farm(farm, chain_prompt(seeds[0][-1])) for _ in range(REPS)]
-            for c in cached:
-                if c.cached != nodes:
-                    raise RuntimeError(f"resubmission cached only {c.cached} of {nodes} nodes")
-
-            if in_budget():  # the same runs with a websocket client attached (the browser's view)
-                ws = WsClient(farm.url)
-                farm_ws = farm_series(farm, seeds[1], ws, warm=False)
-                ws.close()
-                ws = None
-            if in_budget():
-                farm.start_worker(1)
-                farm.wait_workers(2)
-                farm2 = farm_series(farm, seeds[2])
+            ws, sio = EditorWs(farm.url), SioClient(farm.url)
+            clients: dict[str, EditorWs | SioClient | None] = {"no client": None, "/ws client": ws, "Socket.IO client": sio}
+            bare.run(50)  # warm-ups (the bare one also waits for its worker to come up)
+            for client in clients.values():
+                uncached_chain(farm, next(seeds), 50, client)
+            for n in LENGTHS:
+                meters = (CpuMeter({"worker": bare.proc.pid, "state redis": farm.state.proc.pid}),
+                          CpuMeter({"worker": farm.procs["w0"].pid, "API": farm.procs["api"].pid,
+                                    "state redis": farm.state.proc.pid, "result redis": farm.results.proc.pid}))
+                cpu[n] = meters
+                for _ in range(REPS[n]):
+                    meters[0].start()
+                    bare_t[n].append(bare.run(n))
+                    meters[0].stop()
+                    for label, client in clients.items():
+                        if client is None:
+                            meters[1].start()
+                        farm_t.setdefault((n, label), []).append(uncached_chain(farm, next(seeds), n, client).total)
+                        if client is None:
+                            meters[1].stop()
+            # the last 2,000-node chain again, unchanged: every node is cached at admission
+            last = chain_prompt(next(seeds), 2000)
+            run_farm(farm, last)
+            cached = [run_farm(farm, last) for _ in range(3)]
+            if any(c.cached != len(last) for c in cached):
+                raise RuntimeError(f"resubmission cached only {[c.cached for c in cached]} of {len(last)} nodes")
+            posts = [uncached_chain(farm, next(seeds), 1000).post for _ in range(3)]
+            fan_editor = EditorWs(farm.url)
+            fan_plain = EditorWs(farm.url, deltas=False)
+            fan_seed = next(seeds)
+            pid_prompt = fanout_prompt(fan_seed)
+            t0 = time.perf_counter()
+            res = farm.post(pid_prompt, client_id=fan_editor.client_id)
+            fan_editor.until_done(str(res.json()["prompt_id"]))
+            fan_editor_s = time.perf_counter() - t0
+            fan_editor.close()
+            res = farm.post(fanout_prompt(next(seeds)), client_id=fan_plain.client_id)
+            fan_plain.until_done(str(res.json()["prompt_id"]))
+            fan_plain.close()
         finally:
-            if ws is not None:
-                ws.close()
-            if bare is not None:
-                bare.stop()
-            if farm is not None:
-                farm.stop()
-
-    bare_per = statistics.median(bare_times) / CHAIN
-    f1 = [r.total for r in farm1]
-    ratio = statistics.median(f1) / nodes / bare_per
+            for c in (ws, sio):
+                if c is not None:
+                    c.close()
+            bare.stop()
+            farm.stop()
 
     out(f"nodefarm bench/chain.py  ({time.strftime('%Y-%m-%d %H:%M:%S')})")
     out("environment: " + env_line)
-    out(f"farm prompt: PrimitiveFloat -> {CHAIN - 1} x MathOperation(add) -> TestFloatOutput = {nodes} nodes "
-        f"({CHAIN} compute + 1 output); bare chain: {CHAIN} self-enqueuing tasks. Both: one prefork -c 1 "
-        f"consumer, same state Redis; 1 warm-up + {REPS} timed reps (median); farm timed from POST /prompt "
-        "to its history entry, bare from send_task to the last hop's BLPOP.")
+    out("chain: PrimitiveFloat -> (n-1) x MathOperation(add) -> TestFloatOutput (n+1 nodes); bare: n self-enqueuing "
+        "Celery tasks. Both one prefork -c 1 consumer on the same state Redis; medians of interleaved reps.")
     out()
-    out(f"{'side':<36}{'units':>6}{'median s':>10}{'ms/unit':>9}{'ratio':>7}   raw reps (s)")
-    out(row("bare Celery chain", CHAIN, bare_times, bare_per))
-    out(row("farm, 1 worker", nodes, f1, bare_per))
-    if farm_ws:
-        out(row("farm, 1 worker, ws client attached", nodes, [r.total for r in farm_ws], bare_per))
-    else:
-        out(f"{'farm, 1 worker, ws client attached':<36}  skipped (time budget)")
-    if farm2:
-        out(row("farm, 2 workers", nodes, [r.total for r in farm2], bare_per))
-    else:
-        out(f"{'farm, 2 workers':<36}  skipped (time budget)")
-    out(f"target: farm (1 worker) ms/node <= {TARGET} x bare ms/hop; ratio {ratio:.2f}: "
-        + ("MET" if ratio <= TARGET else "NOT MET"))
-    out("POST /prompt latency, farm 1 worker (ms, included above): " + " ".join(ms(r.post) for r in farm1))
-    out(f"CPU ms per hop, bare:           {bare_cpu.summary(CHAIN * REPS)}")
-    out(f"CPU ms per node, farm 1 worker: {farm_cpu.summary(nodes * REPS)}")
+    out(f"{'n':>5}  {'side':<28}{'median s':>10}{'ms/node':>9}{'x hop':>7}   raw reps (s)")
+    ratios: dict[tuple[int, str], float] = {}
+    for n in LENGTHS:
+        hop = med(bare_t[n]) / n
+        out(f"{n:>5}  {'bare Celery hop':<28}{med(bare_t[n]):>10.3f}{hop * 1000:>9.2f}{1.0:>7.2f}   "
+            + " ".join(f"{t:.3f}" for t in bare_t[n]))
+        for label in ("no client", "/ws client", "Socket.IO client"):
+            times = farm_t[(n, label)]
+            per = med(times) / (n + 1)
+            ratios[(n, label)] = per / hop
+            out(f"{n:>5}  {'farm, ' + label:<28}{med(times):>10.3f}{per * 1000:>9.2f}{per / hop:>7.2f}   "
+                + " ".join(f"{t:.3f}" for t in times))
+        out(f"       CPU ms per hop, bare:  {cpu[n][0].summary(n * REPS[n])}")
+        out(f"       CPU ms per node, farm: {cpu[n][1].summary((n + 1) * REPS[n])}")
+    worst = max(ratios.values())
+    out(f"target: farm ms/node <= {TARGET} x bare ms/hop at every n, with and without clients; worst {worst:.2f}: "
+        + verdict(worst <= TARGET))
+    flat = (med(farm_t[(2000, 'no client')]) / 2001) / (med(farm_t[(100, 'no client')]) / 101)
+    out(f"target: ms/node at 2,000 within {FLAT:.0%} of ms/node at 100; ratio {flat:.3f}: " + verdict(abs(flat - 1) <= FLAT))
     out()
-    ct = [r.total for r in cached]
-    out(f"{'farm, 1 worker, same prompt':<36}{'run':>6}{'median s':>10}{'ms/node':>9}{'x':>7}   raw reps (s)")
-    out(f"{'uncached (new seed)':<36}{nodes:>6}{statistics.median(f1):>10.3f}"
-        f"{statistics.median(f1) / nodes * 1000:>9.2f}{1.0:>7.3f}   " + " ".join(f"{t:.3f}" for t in f1))
-    out(f"{'fully cached resubmission':<36}{nodes - cached[0].cached:>6}{statistics.median(ct):>10.3f}"
-        f"{statistics.median(ct) / nodes * 1000:>9.2f}{statistics.median(ct) / statistics.median(f1):>7.3f}   "
-        + " ".join(f"{t:.3f}" for t in ct))
-    out(f"(resubmission: {cached[0].cached}/{nodes} nodes in execution_cached; POST ms: "
-        + " ".join(ms(r.post) for r in cached) + ")")
-    out(f"bench wall time: {time.perf_counter() - started:.1f} s (boot {boot:.1f} s)")
-
+    ct = [c.total for c in cached]
+    out(f"fully cached resubmission, 2,001 nodes: median {med(ct) * 1000:.1f} ms (reps " + " ".join(f"{t * 1000:.1f}" for t in ct)
+        + f"; uncached run of the same chain {med(farm_t[(2000, 'no client')]):.2f} s); target < {CACHED_TARGET_S * 1000:.0f} ms: "
+        + verdict(med(ct) < CACHED_TARGET_S))
+    out(f"POST /prompt, new 1,001-node chain: median {med(posts) * 1000:.1f} ms (reps " + " ".join(f"{t * 1000:.1f}" for t in posts)
+        + f"); target < {POST_TARGET_S * 1000:.0f} ms: " + verdict(med(posts) < POST_TARGET_S))
+    out(f"websocket bytes, 1,001-node fan-out run: editor protocol {fan_editor.bytes / 1e6:.2f} MB in {fan_editor.frames} frames "
+        f"(run {fan_editor_s:.2f} s); plain ComfyUI client (full progress_state frames) {fan_plain.bytes / 1e6:.2f} MB in "
+        f"{fan_plain.frames} frames; target editor < {WS_BYTES_TARGET / 1e6:.1f} MB: " + verdict(fan_editor.bytes < WS_BYTES_TARGET))
+    out(f"bench wall time: {time.perf_counter() - started:.1f} s")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"(written to {RESULTS.relative_to(ROOT)})")

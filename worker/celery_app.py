@@ -46,10 +46,10 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(reliable_conf(settings.node_time_limit), task_default_queue=keys.SHARED_QUEUE)
 
     @app.task(name=keys.NODE_TASK, ignore_result=True, acks_late=True)
-    def node_task(pid: str, nid: str, seq: int = 1, key: str = "") -> None:
+    def node_task(pid: str, nid: str, seq: int = 1) -> None:
         from worker.task import execute_task
 
-        execute_task(runtime(app).farm(), pid, nid, int(seq), key)
+        execute_task(runtime(app).farm(), pid, nid, int(seq))
 
     return app
 

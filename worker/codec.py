@@ -121,6 +121,23 @@ def _decode_tree(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return dec(tree)
 
 
+def serializable(value: Any) -> bool:
+    """Whether :func:`encode` would take ``value`` (checked without encoding it)."""
+    blocker = _blocker_type()
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v is None or isinstance(v, (bool, int, float, str, torch.Tensor, np.ndarray, np.integer, np.floating, np.bool_, blocker)):
+            continue
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict) and all(isinstance(k, str) for k in v):
+            stack.extend(v.values())
+        else:
+            return False
+    return True
+
+
 def nbytes(value: Any) -> int:
     """Rough in-memory size of a value tree, for the worker's LRU."""
     if isinstance(value, torch.Tensor):

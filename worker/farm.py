@@ -6,6 +6,7 @@ our code keeps connections in globals.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ import redis
 
 from nodes.registry import NodeRegistry
 from nodes.settings import Settings
+from worker import keys
 from worker.cache import CachePolicy
 from worker.results import ResultStore
 
@@ -28,6 +30,11 @@ class Farm:
     celery: Any
     # one node instance per (node id, class) in this process, reused across runs (spec 5.8)
     objects: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def alive(self, name: str) -> bool:
+        """Whether a worker's heartbeat is recent (3 periods)."""
+        score = self.r.zscore(keys.WORKERS, name)
+        return score is not None and time.time() - float(score) < 3 * self.settings.heartbeat_s
 
     @classmethod
     def connect(cls, settings: Settings, registry: NodeRegistry, celery: Any) -> Farm:

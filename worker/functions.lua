@@ -109,7 +109,7 @@ local function dispatch(keys, nid, out)
       if h then holder = h break end
     end
   end
-  out[#out + 1] = {nid, tostring(seq), holder, key}
+  out[#out + 1] = {nid, tostring(seq), holder}
 end
 
 local function finish(keys, pid, client, outcome, now)
@@ -140,10 +140,12 @@ local function finish(keys, pid, client, outcome, now)
     redis.call('EXPIRE', keys[i], STATE_TTL)
   end
   redis.call('EXPIRE', keys[K.run_events], EVENTS_TTL)
+  redis.call('ZREMRANGEBYSCORE', keys[K.computed], '-inf', '(' .. (tonumber(now) - COMPUTED_TTL * 1000))
 end
 
 -- nf_start(KEYS, pid, nid, seq, running payload, max attempts)
--- -> {0} when not the live dispatch, else {1, spec, resolve, client, attempts, cancelled, {src, key, status, ...}}
+-- -> {0} when not the live dispatch, else {1, spec, resolve, client, attempts, cancelled, {src, key, status, made, ...},
+--    computed 0|1}
 local function nf_start(keys, args)
   local pid, nid, seq, payload, max_attempts = args[1], args[2], args[3], args[4], tonumber(args[5])
   local client = live(keys)
@@ -153,6 +155,8 @@ local function nf_start(keys, args)
   local cancelled = redis.call('EXISTS', keys[K.cancel])
   local spec = redis.call('HGET', keys[K.spec], nid)
   local resolve = redis.call('HGET', keys[K.resolve], nid) or ''
+  -- a node of another run computed this key lately: its result may be stored, worth a look first
+  local computed = redis.call('ZSCORE', keys[K.computed], redis.call('HGET', keys[K.key], nid)) and 1 or 0
   local sources = {}
   local srcs = redis.call('HGET', keys[K.srcs], nid)
   local wanted = srcs and cjson.decode(srcs) or {}
@@ -161,29 +165,28 @@ local function nf_start(keys, args)
     sources[#sources + 1] = src
     sources[#sources + 1] = redis.call('HGET', keys[K.key], src) or ''
     sources[#sources + 1] = redis.call('HGET', keys[K.status], src) or ''
+    sources[#sources + 1] = redis.call('HGET', keys[K.made], src) or ''
   end
   if cancelled == 0 and attempts <= max_attempts and resolve == '' then
     emit(keys, pid, client, 'progress_state', progress_delta(keys, pid, nid, '0.0', '1.0', 'running'))
     local display = ids(keys, nid)
     emit(keys, pid, client, 'executing', '{"node":' .. J(nid) .. ',"display_node":' .. J(display) .. ',"prompt_id":' .. J(pid) .. '}')
   end
-  return {1, spec, resolve, client, attempts, cancelled, sources}
+  return {1, spec, resolve, client, attempts, cancelled, sources, computed}
 end
 
--- nf_done(KEYS, pid, nid, seq, now ms, ran 0|1, holder, ui JSON or "")
--- -> {0} when not the live dispatch, else {1, finished 0|1, {{nid, seq, holder, key}, ...}}
-local function nf_done(keys, args)
-  local pid, nid, seq, now, ran, holder, ui = args[1], args[2], args[3], args[4], args[5], args[6], args[7]
-  local client = live(keys)
-  if not client or not is_current(keys, nid, seq) then return {0} end
-  redis.call('HDEL', keys[K.worker_running], pid .. ' ' .. nid)
+-- state.py _complete: a node is done; what waited for it is dispatched, identical nodes are done too
+local function complete(keys, pid, client, nid, ran, holder, worker, ui, now, out)
   local key = redis.call('HGET', keys[K.key], nid)
   if redis.call('HGET', keys[K.keyq], key) == nid then redis.call('HDEL', keys[K.keyq], key) end
   redis.call('HSET', keys[K.status], nid, 'd')
-  local pending = redis.call('HINCRBY', keys[K.meta], 'pending', -1)
-  redis.call('HINCRBY', keys[K.meta], 'ver', 1)
+  redis.call('HINCRBY', keys[K.meta], 'pending', -1)
   if holder ~= '' then redis.call('HSET', keys[K.holders], nid, holder) end
-  if ran == '1' then redis.call('RPUSH', keys[K.executed], nid) end
+  if worker ~= '' then redis.call('HSET', keys[K.made], nid, worker) end
+  if ran == '1' then
+    redis.call('RPUSH', keys[K.executed], nid)
+    if string.sub(key, 1, 2) ~= 'u:' then redis.call('ZADD', keys[K.computed], now, key) end
+  end
   if ui ~= '' then redis.call('HSET', keys[K.ui], nid, ui) end
   -- state.py done_events: executed with its ui (when it has one), then its registry entry, finished
   if ui ~= '' then
@@ -192,26 +195,42 @@ local function nf_done(keys, args)
       .. ui .. ',"prompt_id":' .. J(pid) .. '}')
   end
   emit(keys, pid, client, 'progress_state', progress_delta(keys, pid, nid, '1', '1', 'finished'))
-  local out = {}
   local waiting = redis.call('HGET', keys[K.waiters], nid)
-  if waiting then
-    redis.call('HDEL', keys[K.waiters], nid)
-    for _, waiter in ipairs(cjson.decode(waiting)) do
-      local raw = redis.call('HGET', keys[K.deps], waiter)
-      if raw then
-        local rest, found = list_remove(cjson.decode(raw), nid)
-        if found then
-          if #rest == 0 then
-            redis.call('HDEL', keys[K.deps], waiter)
-            if redis.call('HGET', keys[K.status], waiter) == 'w' then dispatch(keys, waiter, out) end
-          else
-            redis.call('HSET', keys[K.deps], waiter, cjson.encode(rest))
+  if not waiting then return end
+  redis.call('HDEL', keys[K.waiters], nid)
+  for _, waiter in ipairs(cjson.decode(waiting)) do
+    local raw = redis.call('HGET', keys[K.deps], waiter)
+    if raw then
+      local rest, found = list_remove(cjson.decode(raw), nid)
+      if found then
+        if #rest == 0 then
+          redis.call('HDEL', keys[K.deps], waiter)
+          if redis.call('HGET', keys[K.status], waiter) == 'w' then
+            if string.sub(key, 1, 2) ~= 'u:' and redis.call('HGET', keys[K.key], waiter) == key then
+              complete(keys, pid, client, waiter, '0', holder, worker, ui, now, out)
+            else
+              dispatch(keys, waiter, out)
+            end
           end
+        else
+          redis.call('HSET', keys[K.deps], waiter, cjson.encode(rest))
         end
       end
     end
   end
-  if pending <= 0 then
+end
+
+-- nf_done(KEYS, pid, nid, seq, now ms, ran 0|1, holder, ui JSON or "", worker)
+-- -> {0} when not the live dispatch, else {1, finished 0|1, {{nid, seq, holder}, ...}}
+local function nf_done(keys, args)
+  local pid, nid, seq, now, ran, holder, ui, worker = args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8]
+  local client = live(keys)
+  if not client or not is_current(keys, nid, seq) then return {0} end
+  redis.call('HDEL', keys[K.worker_running], pid .. ' ' .. nid)
+  redis.call('HINCRBY', keys[K.meta], 'ver', 1)
+  local out = {}
+  complete(keys, pid, client, nid, ran, holder, ran == '1' and worker or '', ui, now, out)
+  if tonumber(redis.call('HGET', keys[K.meta], 'pending')) <= 0 then
     local data = '{"prompt_id":' .. J(pid) .. ',"timestamp":' .. now .. '}'
     redis.call('RPUSH', keys[K.msgs], '["execution_success",' .. data .. ']')
     emit(keys, pid, client, 'execution_success', data)

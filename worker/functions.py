@@ -19,6 +19,7 @@ from worker import events, keys
 
 STATE_TTL_S = 3600  # a finished run's state lingers this long (late duplicate tasks find it ended)
 EVENTS_TTL_S = 86400  # a finished run's event stream stays replayable this long
+COMPUTED_TTL_S = 3600  # how long nf:computed remembers that a key was computed (admission checks the store itself)
 
 
 def source() -> str:
@@ -33,6 +34,7 @@ def source() -> str:
         f"local RUN_MAXLEN = {events.RUN_MAXLEN}",
         f"local STATE_TTL = {STATE_TTL_S}",
         f"local EVENTS_TTL = {EVENTS_TTL_S}",
+        f"local COMPUTED_TTL = {COMPUTED_TTL_S}",
     ])
     code = code.replace("--@KEYS@", header)
     version = hashlib.sha256(code.encode()).hexdigest()[:16]
@@ -65,7 +67,8 @@ class Started:
     client_id: str | None
     attempts: int
     cancelled: bool
-    sources: dict[str, tuple[str, str]]  # source node -> (cache key, status)
+    sources: dict[str, tuple[str, str, str]]  # source node -> (cache key, status, worker that computed it or "")
+    computed_elsewhere: bool  # a node (of another run) computed this key lately: look in the store first
 
 
 def start(r: Any, pid: str, nid: str, seq: int, worker: str, max_attempts: int) -> Started | None:
@@ -75,8 +78,8 @@ def start(r: Any, pid: str, nid: str, seq: int, worker: str, max_attempts: int) 
                   *keys.function_keys(pid, worker), pid, nid, str(seq), payload, str(max_attempts))
     if not got or int(got[0]) != 1:
         return None
-    _, spec, resolve, client, attempts, cancelled, flat = got
-    sources = {_s(flat[i]): (_s(flat[i + 1]), _s(flat[i + 2])) for i in range(0, len(flat), 3)}
+    _, spec, resolve, client, attempts, cancelled, flat, computed = got
+    sources = {_s(flat[i]): (_s(flat[i + 1]), _s(flat[i + 2]), _s(flat[i + 3])) for i in range(0, len(flat), 4)}
     return Started(
         spec=json.loads(spec),
         resolve=json.loads(resolve) if resolve else None,
@@ -84,6 +87,7 @@ def start(r: Any, pid: str, nid: str, seq: int, worker: str, max_attempts: int) 
         attempts=int(attempts),
         cancelled=bool(int(cancelled)),
         sources=sources,
+        computed_elsewhere=bool(int(computed)),
     )
 
 
@@ -91,7 +95,7 @@ def start(r: Any, pid: str, nid: str, seq: int, worker: str, max_attempts: int) 
 class DoneResult:
     applied: bool
     finished: bool
-    dispatch: list[tuple[str, int, str, str]]  # (node, seq, holder worker or "", cache key)
+    dispatch: list[tuple[str, int, str]]  # (node, seq, holder worker or "")
 
 
 def done(
@@ -107,12 +111,12 @@ def done(
     ui: Any,
 ) -> DoneResult:
     """Apply ``Done`` to the run in one call (the mirror of ``nodes.core.state.node_done``)."""
-    args = [pid, nid, str(seq), str(now_ms), "1" if ran else "0", holder or "", events.encode_data(ui) if ui else ""]
+    args = [pid, nid, str(seq), str(now_ms), "1" if ran else "0", holder or "", events.encode_data(ui) if ui else "", worker]
     got = r.fcall("nf_done", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
                   *keys.function_keys(pid, worker), *args)
     if not got or int(got[0]) != 1:
         return DoneResult(False, False, [])
-    return DoneResult(True, bool(int(got[1])), [(_s(n), int(s), _s(h), _s(k)) for n, s, h, k in got[2]])
+    return DoneResult(True, bool(int(got[1])), [(_s(n), int(s), _s(h)) for n, s, h in got[2]])
 
 
 def finish_in(pipe: Any, pid: str, outcome: str, now_ms: int) -> None:

@@ -21,6 +21,7 @@ WORKERS = PREFIX + "workers"  # ZSET worker name -> last heartbeat (unix s)
 CACHE_INDEX = PREFIX + "cache:index"  # SET (classic) / ZSET (lru) of cache keys considered cached
 CACHE_GEN = PREFIX + "cache:gen"  # INCR: LRU generation
 INTERRUPT_ALL = PREFIX + "interrupt:all"  # generation counter of global interrupts
+COMPUTED = PREFIX + "computed"  # ZSET cache key -> when a node last computed it (ms), the last hour
 
 
 # A run's state: hashes keyed by node id (worker/runstore.py; nodes/core/state.py names the fields).
@@ -37,6 +38,7 @@ RUN_STATE_PARTS = (
     "waiters",  # HASH node -> JSON list of nodes waiting for it
     "keyq",  # HASH cache key -> node queued with it
     "holders",  # HASH node -> worker whose memory alone holds its result
+    "made",  # HASH node -> worker that computed it (its upload may be in flight)
     "ui",  # HASH output node -> ui JSON
     "resolve",  # HASH expanded node -> JSON {"result", "sources"}
     "executed",  # LIST nodes that ran, in order
@@ -90,7 +92,7 @@ def worker_queue(name: str) -> str:
 
 
 # --- Celery: task and queue names -------------------------------------------------------------
-NODE_TASK = "nf.node"  # args: prompt_id, node_id, seq (dispatch number), cache key
+NODE_TASK = "nf.node"  # args: prompt_id, node_id, seq (which dispatch of the node)
 SHARED_QUEUE = "nf.nodes"  # nodes any worker may run
 WORKER_QUEUE_PREFIX = "nf.w."  # + worker name: nodes that need what only that worker holds
 
@@ -119,7 +121,9 @@ def result_ui(key: str) -> str:
 
 # --- Redis Functions (worker/functions.lua) ---------------------------------------------------
 # KEYS of every run function: the run's state parts, then these, in this order.
-FUNCTION_EXTRA_KEYS = ("item", "run_events", "cancel", "events", "history", "history_entry", "queue", "running", "worker_running")
+FUNCTION_EXTRA_KEYS = (
+    "item", "run_events", "cancel", "events", "history", "history_entry", "queue", "running", "computed", "worker_running",
+)
 
 
 def function_keys(pid: str, worker: str = "") -> list[str]:
@@ -132,6 +136,7 @@ def function_keys(pid: str, worker: str = "") -> list[str]:
         "history_entry": history_entry(pid),
         "queue": QUEUE,
         "running": RUNNING,
+        "computed": COMPUTED,
         "worker_running": worker_running(worker) if worker else run_part(pid, "noworker"),
     }
     return run_state_keys(pid) + [extra[name] for name in FUNCTION_EXTRA_KEYS]

@@ -42,7 +42,7 @@ def evaluate(run: NodeRun, nid: str, depth: int = 0) -> list[list[Any]]:
         raise RuntimeError("lazy evaluation nested too deeply (a cycle?)")
     farm, st = run.farm, run.state()
     spec = st.nodes[nid]
-    if farm.store.exists([spec.key]):
+    if farm.store.local(spec.key) is not None or farm.store.exists([spec.key]):
         return farm.store.get_many({nid: spec.key})[nid]
     cls = farm.registry.get(spec.class_type)
     if cls is None:

@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 import redis
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from nodes.boot import boot
 from nodes.registry import NodeRegistry
@@ -24,6 +24,8 @@ from worker.celery_app import make_celery
 from worker.farm import Farm
 
 log = logging.getLogger("nodefarm.worker")
+
+UPLOAD_FLUSH_S = 30.0
 
 
 class WorkerRuntime:
@@ -43,6 +45,11 @@ class WorkerRuntime:
             hooks.install(self._farm)
         return self._farm
 
+    def shutdown(self) -> None:
+        """A pool child exits: finish the uploads it still owes the result store."""
+        if self._farm is not None and self._pid == os.getpid():
+            self._farm.store.flush(timeout=UPLOAD_FLUSH_S)
+
 
 def _die_with_parent() -> None:
     try:
@@ -59,7 +66,9 @@ def run_worker(settings: Settings, queues: list[str] | None, concurrency: int, p
     registry = boot(settings)
     functions.load(redis.Redis.from_url(settings.redis_url))
     app = make_celery(settings)
-    app.nf_runtime = WorkerRuntime(settings, registry, app)  # type: ignore[attr-defined]
+    runtime = WorkerRuntime(settings, registry, app)
+    app.nf_runtime = runtime  # type: ignore[attr-defined]
+    worker_process_shutdown.connect(lambda **_: runtime.shutdown(), weak=False)
     worker_process_init.connect(lambda **_: _die_with_parent(), weak=False)
     worker_process_init.connect(lambda **_: cores.apply(settings, concurrency), weak=False)
     if pool != "prefork":  # no pool child: this process runs the nodes

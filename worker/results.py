@@ -1,31 +1,51 @@
 """The result store: node outputs by content hash, in this worker's memory and in the result Redis.
 
-Every output is kept in the producing worker's in-memory LRU. Serializable outputs are also written
-to the result Redis (``nf:res:<key>``, codec bytes); others leave a marker ``b"L" + worker name`` so
-consumers are routed to the worker that holds them. UI dicts go to ``nf:ui:<key>`` as JSON.
+Every output is kept in the producing worker's in-memory LRU, so the next node on the same worker
+takes the very same objects (no copy). Serializable outputs are also written to the result Redis
+(``nf:res:<key>``, codec bytes) *behind* the run: a writer thread encodes and uploads them while the
+run goes on, so a 64 MB image costs its consumer on this worker nothing. Outputs that cannot be
+serialized leave a marker ``b"L" + worker name`` (consumers are routed to the worker that holds
+them). UI dicts go to ``nf:ui:<key>`` as JSON, with their result.
+
+A consumer on another worker that misses a result its producer is still uploading waits for it
+(:meth:`ResultStore.get_many` with ``producers``) as long as that producer is alive; a result whose
+producer died is lost, and the run recomputes it from its recipe.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
 
 from worker import codec, keys
-from worker.errors import NotSerializable, ResultLost
+from worker.errors import ResultLost
+
+log = logging.getLogger("nodefarm.results")
 
 LOCAL_MARK = b"L"
+WRITE_RETRIES = 3
+WAIT_POLL_S = (0.002, 0.005, 0.01, 0.02, 0.05)  # back-off of a consumer waiting for an upload
+UPLOAD_BATCH_S = 0.005  # the writer gathers results this long, then uploads them in one round trip
 
 
 class ResultStore:
-    def __init__(self, r: redis.Redis, worker_name: str, max_bytes: int) -> None:
+    def __init__(self, r: redis.Redis, worker_name: str, max_bytes: int, upload_wait_s: float = 60.0) -> None:
         self.r = r
         self.worker_name = worker_name
         self.max_bytes = max_bytes
+        self.upload_wait_s = upload_wait_s
         self._local: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._local_bytes = 0
+        self._lock = threading.Condition()
+        self._pending: OrderedDict[str, tuple[Any, Any, bool]] = OrderedDict()  # key -> (outputs, ui, local only)
+        self._writer: threading.Thread | None = None
 
     # -- local memory ---------------------------------------------------------------------------
     def _remember(self, key: str, outputs: Any) -> None:
@@ -41,27 +61,63 @@ class ResultStore:
     def local(self, key: str) -> Any | None:
         hit = self._local.get(key)
         if hit is None:
-            return None
+            with self._lock:
+                pending = self._pending.get(key)
+            return pending[0] if pending is not None else None
         self._local.move_to_end(key)
         return hit[0]
 
-    # -- shared ---------------------------------------------------------------------------------
+    # -- writing, behind the run ----------------------------------------------------------------
     def put(self, key: str, outputs: list[list[Any]], ui: Any) -> bool:
-        """Store outputs (and ui). Returns True when only this worker's memory holds them."""
+        """Keep outputs here and queue their upload (with ui). True when only this worker can hold them."""
         self._remember(key, outputs)
-        local_only = False
-        try:
-            blob = codec.encode(outputs)
-        except NotSerializable:
-            blob = LOCAL_MARK + self.worker_name.encode()
-            local_only = True
-        pipe = self.r.pipeline(transaction=False)
-        pipe.set(keys.result(key), blob)
-        if ui is not None:
-            pipe.set(keys.result_ui(key), json.dumps(ui))
-        pipe.execute()
+        local_only = not codec.serializable(outputs)
+        with self._lock:
+            self._pending[key] = (outputs, ui, local_only)
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, name="nodefarm-results", daemon=True)
+                self._writer.start()
+            self._lock.notify_all()
         return local_only
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued upload is written. False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._pending:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending:
+                    self._lock.wait()
+                self._lock.wait(UPLOAD_BATCH_S)  # let a few more results join this round trip
+                batch = list(self._pending.items())
+            pipe = self.r.pipeline(transaction=False)
+            for key, (outputs, ui, local_only) in batch:
+                # ui first: whoever sees the result sees its ui
+                if ui is not None:
+                    pipe.set(keys.result_ui(key), json.dumps(ui))
+                pipe.set(keys.result(key), LOCAL_MARK + self.worker_name.encode() if local_only else codec.encode(outputs))
+            for attempt in range(WRITE_RETRIES):
+                try:
+                    pipe.execute()
+                    break
+                except redis.RedisError as exc:
+                    log.warning("result upload failed (%s), attempt %d", exc, attempt + 1)
+                    time.sleep(0.2 * (attempt + 1))
+            with self._lock:
+                for key, entry in batch:
+                    if self._pending.get(key) is entry:
+                        del self._pending[key]
+                self._lock.notify_all()
+
+    # -- reading --------------------------------------------------------------------------------
     def lookup(self, key: str) -> tuple[bool, Any]:
         """Whether a result is stored under ``key``, and its ui (one round trip)."""
         pipe = self.r.pipeline(transaction=False)
@@ -78,8 +134,17 @@ class ResultStore:
             pipe.exists(keys.result(k))
         return {k for k, n in zip(cache_keys, pipe.execute(), strict=True) if n}
 
-    def get_many(self, wanted: dict[str, str]) -> dict[str, list[list[Any]]]:
-        """node_id -> cache key in; node_id -> outputs out. Raises ResultLost naming missing nodes."""
+    def get_many(
+        self,
+        wanted: Mapping[str, str],
+        producers: Mapping[str, str] | None = None,
+        alive: Callable[[str], bool] | None = None,
+    ) -> dict[str, list[list[Any]]]:
+        """node_id -> cache key in; node_id -> outputs out. Raises ResultLost naming missing nodes.
+
+        ``producers``: node -> the worker that computed it this run; a result missing from Redis
+        while that worker is ``alive`` is an upload in flight, waited for.
+        """
         found: dict[str, list[list[Any]]] = {}
         missing: dict[str, str] = {}
         for nid, key in wanted.items():
@@ -88,19 +153,31 @@ class ResultStore:
                 found[nid] = hit
             else:
                 missing[nid] = key
-        if missing:
+        deadline = time.monotonic() + self.upload_wait_s
+        polls = iter(WAIT_POLL_S)
+        while missing:
             blobs = self.r.mget([keys.result(k) for k in missing.values()])
             lost: list[str] = []
-            for (nid, key), blob in zip(missing.items(), blobs, strict=True):
+            for (nid, key), blob in zip(list(missing.items()), blobs, strict=True):
                 if blob is None or blob[:1] == LOCAL_MARK:
+                    if blob is None and self._uploading(nid, producers, alive) and time.monotonic() < deadline:
+                        continue
                     lost.append(nid)
+                    del missing[nid]
                     continue
                 outputs = codec.decode(blob)
                 self._remember(key, outputs)
                 found[nid] = outputs
+                del missing[nid]
             if lost:
                 raise ResultLost(lost)
+            if missing:
+                time.sleep(next(polls, WAIT_POLL_S[-1]))
         return found
+
+    def _uploading(self, nid: str, producers: Mapping[str, str] | None, alive: Callable[[str], bool] | None) -> bool:
+        producer = (producers or {}).get(nid)
+        return bool(producer) and producer != self.worker_name and (alive is None or alive(producer))  # type: ignore[arg-type]
 
     def get_ui(self, cache_keys: list[str]) -> dict[str, Any]:
         if not cache_keys:
@@ -109,6 +186,7 @@ class ResultStore:
         return {k: json.loads(v) for k, v in zip(cache_keys, raw, strict=True) if v is not None}
 
     def forget(self, cache_keys: list[str]) -> None:
+        self.flush()
         for k in cache_keys:
             hit = self._local.pop(k, None)
             if hit:

@@ -21,7 +21,7 @@ from nodes.core.state import NodeSpec, RunState, Step
 from worker import events, functions, keys
 
 # how each hash stores its values: raw strings, integers, or JSON
-_RAW = ("key", "status", "keyq", "holders")
+_RAW = ("key", "status", "keyq", "holders", "made")
 _INT = ("seq", "attempts")
 
 
@@ -62,6 +62,7 @@ def _parts(state: RunState) -> dict[str, dict[str, Any]]:
         "waiters": {nid: list(w) for nid, w in state.waiters.items() if w},
         "keyq": dict(state.keyq),
         "holders": dict(state.holders),
+        "made": dict(state.made),
         "ui": {nid: ui for nid, ui in state.ui.items() if ui},
         "resolve": {nid: {"result": r, "sources": _link_sources(r)} for nid, r in state.resolve.items()},
     }
@@ -83,7 +84,7 @@ def _meta_encode(name: str, value: Any) -> str:
     return json.dumps(value) if kind == "json" else str(value)
 
 
-HASHES = ("spec", "key", "srcs", "disp", "status", "seq", "deps", "waiters", "keyq", "holders", "ui", "resolve")
+HASHES = ("spec", "key", "srcs", "disp", "status", "seq", "deps", "waiters", "keyq", "holders", "made", "ui", "resolve")
 
 
 @dataclass
@@ -123,6 +124,7 @@ def load(r: redis.Redis, pid: str) -> Loaded | None:
         waiters={nid: list(w) for nid, w in values["waiters"].items()},
         keyq=dict(values["keyq"]),
         holders=dict(values["holders"]),
+        made=dict(values["made"]),
         ui=dict(values["ui"]),
         resolve={nid: r["result"] for nid, r in values["resolve"].items()},
         executed=executed,

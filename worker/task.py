@@ -1,10 +1,11 @@
 """The body of the node task: run one node of one run on this worker, then advance the run.
 
-1. A result stored under the node's cache key already (another run, or an identical node of this
-   run, computed it) is served without running: :class:`Done` with ``ran=False``.
-2. ``nf_start`` checks the task is the node's live dispatch (Celery delivers at least once), counts
+1. ``nf_start`` checks the task is the node's live dispatch (Celery delivers at least once), counts
    the attempt (a node that keeps killing its worker fails the run instead of looping), registers
    it on this worker for rescue and sends its start events.
+2. When another run computed the same cache key lately (``nf:computed``), the result store is
+   asked first: a result stored meanwhile is served without running (:class:`Done`, ``ran=False``).
+   Identical nodes of one run never get here: ``nf_done`` completes them with the first.
 3. Inputs come from this worker's memory or the result store; the node runs ComfyUI's way
    (:mod:`worker.execute`) with progress and interrupt hooks live (:mod:`worker.hooks`).
 4. Its outcome goes to :func:`worker.advance.advance`: one step, one round trip for a plain node.
@@ -48,12 +49,7 @@ from worker.farm import Farm
 log = logging.getLogger("nodefarm.task")
 
 
-def execute_task(farm: Farm, pid: str, nid: str, seq: int, key: str = "") -> None:
-    if key:
-        found, ui = farm.store.lookup(key)
-        if found:
-            advance(farm, pid, nid, seq, Done(ui=ui, ran=False))
-            return
+def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
     worker = farm.settings.worker_name
     started = functions.start(farm.r, pid, nid, seq, worker, farm.settings.max_node_attempts)
     if started is None:
@@ -61,8 +57,13 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int, key: str = "") -> Non
     outcome: Outcome | None = None
     try:
         ctx = NodeContext(pid, nid, started.client_id, NodeSpec.from_json(started.spec))
-        with context.executing(ctx):
-            outcome = _outcome(farm, ctx, started, seq)
+        if started.computed_elsewhere and started.resolve is None:
+            found, ui = farm.store.lookup(ctx.spec.key)
+            if found:  # another run stored this result since this one started: a cache hit
+                outcome = Done(ui=ui, ran=False)
+        if outcome is None:
+            with context.executing(ctx):
+                outcome = _outcome(farm, ctx, started, seq)
         advance(farm, pid, nid, seq, outcome)
     finally:
         if not isinstance(outcome, Done):  # nf_done unregisters a finished node itself
@@ -85,9 +86,10 @@ def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started, seq: int)
         cls = farm.registry.get(spec.class_type)
         if cls is None:
             raise RuntimeError(f"node class {spec.class_type} is not installed on worker {farm.settings.worker_name}")
-        sources = {src: key for src, (key, status) in started.sources.items() if status in (DONE, CACHED)}
+        ready = {src: info for src, info in started.sources.items() if info[1] in (DONE, CACHED)}
         try:
-            link_values = farm.store.get_many(sources)
+            link_values = farm.store.get_many({src: info[0] for src, info in ready.items()},
+                                              producers={src: info[2] for src, info in ready.items()}, alive=farm.alive)
         except ResultLost as exc:
             return LostInputs(exc.node_ids)
         if started.resolve is not None:  # an expanded node's second visit: its expansion's results
@@ -120,7 +122,7 @@ def _store(farm: Farm, key: str, result: CallResult) -> Done:
     farm.cache.stored(key)
     if result.ui:
         files.ship_ui_files(farm, result.ui)
-    return Done(ui=result.ui, holder=farm.settings.worker_name if local_only else None)
+    return Done(ui=result.ui, holder=farm.settings.worker_name if local_only else None, worker=farm.settings.worker_name)
 
 
 def _validate_deferred(cls: type, data: dict[str, list[Any]]) -> Failed | None:

@@ -44,6 +44,15 @@ mimetypes.add_type("font/woff2", ".woff2")
 mimetypes.add_type("image/webp", ".webp")
 
 
+# nodefarm's own extensions of the editor, served like a custom node pack's web directory
+FARM_WEB_DIRS = {"nodefarm": DASHBOARD_DIR / "editor"}
+
+
+def web_dirs() -> dict[str, Path]:
+    """Web extension folders by pack name: nodefarm's own, then the loaded packs'."""
+    return {**FARM_WEB_DIRS, **{name: Path(d) for name, d in farm().registry.web_dirs.items()}}
+
+
 def frontend_root() -> Path | None:
     """The ``static/`` folder of the installed ``comfyui_frontend_package`` (None if it is missing)."""
     spec = importlib.util.find_spec("comfyui_frontend_package")
@@ -139,7 +148,7 @@ def static_file(path: str) -> Response:
 
 @bp.route("/extensions/<name>/<path:path>", methods=["GET", "HEAD"])
 def extension_file(name: str, path: str) -> Response:
-    web_dir = farm().registry.web_dirs.get(name)
+    web_dir = web_dirs().get(name)
     if web_dir is None:
         root = frontend_root()  # /extensions/core/... and friends come from the frontend package
         if root is None or safe_join(str(root), "extensions", name, path) is None:

@@ -102,13 +102,13 @@ def models_in(folder: str) -> Response:
 
 @twin(bp, "/extensions", methods=["GET"])
 def extensions() -> Response:
-    from api.routes.editor import frontend_root
+    from api.routes.editor import frontend_root, web_dirs
 
     urls: list[str] = []
     root = frontend_root()
     if root is not None:  # the editor's own /extensions/core/... scripts, as ComfyUI lists them
         urls += ["/" + js.relative_to(root).as_posix() for js in sorted((root / "extensions").rglob("*.js"))]
-    for name, web_dir in sorted(farm().registry.web_dirs.items()):
+    for name, web_dir in sorted(web_dirs().items()):
         for js in sorted(Path(web_dir).rglob("*.js")):
             rel = js.relative_to(web_dir).as_posix()
             urls.append(f"/extensions/{quote(name)}/{rel}")

@@ -107,6 +107,7 @@ class RunState:
     waiters: dict[str, list[str]] = field(default_factory=dict)  # node -> nodes waiting for it
     keyq: dict[str, str] = field(default_factory=dict)  # cache key -> the node queued with it
     holders: dict[str, str] = field(default_factory=dict)  # node -> the worker whose memory alone holds it
+    made: dict[str, str] = field(default_factory=dict)  # node -> the worker that computed it (may still be uploading it)
     ui: dict[str, Any] = field(default_factory=dict)  # output node -> its ui (cached or produced)
     resolve: dict[str, list[Any]] = field(default_factory=dict)  # expanded node -> its result links
     executed: list[str] = field(default_factory=list)  # nodes that ran, in completion order
@@ -146,11 +147,13 @@ class ErrorInfo:
 
 @dataclass
 class Done:
-    """The node ran (or found its result stored): its ui, and who alone holds the result, if anyone."""
+    """The node ran (or found its result stored): its ui, the worker that ran it, and the worker that
+    alone holds the result (it cannot be serialized), if any."""
 
     ui: Any = None
     ran: bool = True
     holder: str | None = None
+    worker: str | None = None
 
 
 @dataclass
@@ -198,7 +201,8 @@ def apply(state: RunState, nid: str, outcome: Outcome, now_ms: int, seq: int | N
     if not _current(state, nid, seq):
         return Step()
     if isinstance(outcome, Done):
-        return node_done(state, nid, ui=outcome.ui, ran=outcome.ran, holder=outcome.holder, now_ms=now_ms)
+        return node_done(state, nid, ui=outcome.ui, ran=outcome.ran, holder=outcome.holder, worker=outcome.worker,
+                         now_ms=now_ms)
     if isinstance(outcome, Pending):
         return node_pending(state, nid, outcome.need, now_ms)
     if isinstance(outcome, Expanded):
@@ -333,7 +337,7 @@ def admit(state: RunState, cached: Iterable[str], cached_ui: Mapping[str, Any], 
     step.emit("execution_start", start)
     step.emit("execution_cached", cached_msg)
     for nid in state.cached():
-        if cached_ui.get(nid) is not None:
+        if cached_ui.get(nid):
             state.ui[nid] = cached_ui[nid]
     for nid in state.outputs:
         if state.status.get(nid) == CACHED:
@@ -346,18 +350,38 @@ def admit(state: RunState, cached: Iterable[str], cached_ui: Mapping[str, Any], 
 
 
 def node_done(
-    state: RunState, nid: str, *, ui: Any = None, ran: bool = True, holder: str | None = None, now_ms: int = 0
+    state: RunState,
+    nid: str,
+    *,
+    ui: Any = None,
+    ran: bool = True,
+    holder: str | None = None,
+    worker: str | None = None,
+    now_ms: int = 0,
 ) -> Step:
-    """A node finished (ran, or found its result stored): dispatch what it unblocked."""
+    """A node finished (ran, or found its result stored): dispatch what it unblocked.
+
+    Identical nodes (same cache key) that waited for it are done with it, without running: ComfyUI
+    computes identical nodes of one prompt once, the others are cache hits.
+    """
     step = Step()
     if not _current(state, nid, None):
         return step
+    _complete(state, step, nid, ui=ui, ran=ran, holder=holder, worker=worker if ran else None)
+    _maybe_finish(state, step, now_ms)
+    return step
+
+
+def _complete(state: RunState, step: Step, nid: str, *, ui: Any, ran: bool, holder: str | None, worker: str | None) -> None:
+    key = state.nodes[nid].key
     _set_status(state, nid, DONE)
     if holder:
         state.holders[nid] = holder
+    if worker:
+        state.made[nid] = worker
     if ran:
         state.executed.append(nid)
-    if ui is not None:
+    if ui:
         state.ui[nid] = ui
     step.events += done_events(state, nid, ui)
     for waiter in state.waiters.pop(nid, []):
@@ -367,9 +391,10 @@ def node_done(
             if not deps:
                 del state.deps[waiter]
                 if state.status.get(waiter) == WAITING:
-                    _dispatch(state, waiter, step)
-    _maybe_finish(state, step, now_ms)
-    return step
+                    if state.nodes[waiter].key == key and not is_unique(key):  # an identical node
+                        _complete(state, step, waiter, ui=ui, ran=False, holder=holder, worker=worker)
+                    else:
+                        _dispatch(state, waiter, step)
 
 
 def node_pending(state: RunState, nid: str, need: list[str], now_ms: int = 0) -> Step:
@@ -462,6 +487,7 @@ def lost_inputs(state: RunState, nid: str, lost: list[str]) -> Step:
     for src in lost:
         state.status.pop(src, None)
         state.holders.pop(src, None)
+        state.made.pop(src, None)
     _schedule(state, lost, step, waiter=nid)
     _maybe_dispatch_waiter(state, nid, step)
     return step

@@ -56,6 +56,7 @@ class Editor:
         self.failed: list[tuple[str, str, int]] = []
         self.ws_urls: list[str] = []
         self.ws_sent: list[str] = []
+        self.ws_received: list[str] = []
         self.prompt_bodies: list[dict] = []
         self.page.on("console", lambda m: self.console.append((m.type, m.text, (m.location or {}).get("url", ""))))
         self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
@@ -77,6 +78,7 @@ class Editor:
     def _on_ws(self, ws: Any) -> None:
         self.ws_urls.append(ws.url)
         ws.on("framesent", lambda payload: self.ws_sent.append(payload if isinstance(payload, str) else "<binary>"))
+        ws.on("framereceived", lambda payload: self.ws_received.append(payload if isinstance(payload, str) else "<binary>"))
 
     def boot(self) -> None:
         self.page.goto(self.origin + "/")
@@ -286,4 +288,38 @@ def test_page_listener_gets_custom_events_from_a_worker_node(booted: Editor) -> 
     assert abs(sent - value) < 1e-6 and abs(events[1][1]["result"] - sent * 2) < 1e-6
     booted.wait_until(lambda: requests.get(f"{booted.farm.url}/api/jobs/{pid}", timeout=5).json().get("status") == "completed", 30)
     booted.screenshot("07_custom_events")
+    assert booted.backend_problems() == []
+
+
+def test_progress_travels_as_deltas_and_the_editor_gets_comfyuis_frames(booted: Editor) -> None:
+    """nodefarm's editor extension asks for progress deltas and rebuilds ComfyUI's full
+    progress_state frames in the page: the editor receives what ComfyUI would send, for far fewer bytes."""
+    assert "/extensions/nodefarm/nodefarm.js" in requests.get(booted.farm.url + "/api/extensions", timeout=5).json()
+    booted.wait_until(lambda: any('"nodefarm.flags"' in m for m in booted.ws_sent))
+    booted.js(f"() => {{ window.__ps = []; {APP}.api.addEventListener('progress_state', e => window.__ps.push(e.detail)) }}")
+    length = 30
+    seed = round(random.uniform(1.0, 1000.0), 1)
+    prompt: dict[str, Any] = {"0": {"class_type": "PrimitiveFloat", "inputs": {"value": seed}}}
+    for i in range(1, length):
+        prompt[str(i)] = {"class_type": "MathOperation", "inputs": {"a": [str(i - 1), 0], "b": 1.0, "operation": "add"}}
+    prompt[str(length)] = {"class_type": "TestFloatOutput", "inputs": {"value": [str(length - 1), 0]}}
+    booted.load_api_workflow(prompt, "chain.json")
+    received_before = len(booted.ws_received)
+    with booted.page.expect_response(lambda r: urlsplit(r.url).path == "/api/prompt" and r.request.method == "POST") as posted:
+        booted.run()
+    pid = posted.value.json()["prompt_id"]
+    booted.page.wait_for_function(
+        f"""() => window.__ps.some(f => f.prompt_id === '{pid}' && Object.keys(f.nodes).length === {length + 1}
+                                     && Object.values(f.nodes).every(n => n.state === 'finished'))""",
+        timeout=60_000,
+    )
+    frames = [json.loads(m) for m in booted.ws_received[received_before:] if m.startswith("{")]
+    kinds = {f["type"] for f in frames if isinstance(f.get("data"), dict) and f["data"].get("prompt_id") == pid}
+    assert "nodefarm.progress_delta" in kinds and "progress_state" not in kinds
+    assert all(len(f["data"]["nodes"]) <= 2 for f in frames if f["type"] == "nodefarm.progress_delta")
+    seen = [f for f in booted.js("() => window.__ps") if f["prompt_id"] == pid]
+    replayed = [e["data"] for e in requests.get(f"{booted.farm.url}/nodefarm/runs/{pid}/events", timeout=5).json()
+                if e["type"] == "progress_state"]
+    assert seen[-1] == replayed[-1]  # the last frame the editor applied is ComfyUI's last frame
+    booted.screenshot("08_progress_deltas")
     assert booted.backend_problems() == []

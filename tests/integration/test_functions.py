@@ -59,7 +59,7 @@ def stored(r: redis.Redis, pid: str) -> dict[str, Any]:
     st = loaded.state
     return {
         "status": st.status, "seq": st.seq, "deps": st.deps, "waiters": st.waiters, "keyq": st.keyq,
-        "holders": st.holders, "ui": st.ui, "executed": st.executed, "end": st.end, "msgs": st.msgs,
+        "holders": st.holders, "made": st.made, "ui": st.ui, "executed": st.executed, "end": st.end, "msgs": st.msgs,
         "pending": loaded.values["meta"]["pending"],
     }
 
@@ -68,7 +68,7 @@ def expected(st: RunState) -> dict[str, Any]:
     return {
         "status": st.status, "seq": st.seq, "deps": {k: v for k, v in st.deps.items() if v},
         "waiters": {k: v for k, v in st.waiters.items() if v}, "keyq": st.keyq, "holders": st.holders,
-        "ui": st.ui, "executed": st.executed, "end": st.end, "msgs": st.msgs, "pending": st.pending(),
+        "made": st.made, "ui": st.ui, "executed": st.executed, "end": st.end, "msgs": st.msgs, "pending": st.pending(),
     }
 
 
@@ -109,12 +109,10 @@ def test_nf_done_mirrors_node_done_on_random_graphs(r: redis.Redis, seed: int) -
         holder = rng.choice([None, None, "w1@h", "w2@h"])
         ui = {"text": [nid]} if pure.nodes[nid].output else None
         ran = rng.random() < 0.8
-        step = state.node_done(pure, nid, ui=ui, ran=ran, holder=holder, now_ms=100 + steps)
+        step = state.node_done(pure, nid, ui=ui, ran=ran, holder=holder, worker="w1@h", now_ms=100 + steps)
         got = functions.done(r, pid, nid, seq, "w1@h", 100 + steps, ran=ran, holder=holder, ui=ui)
         assert got.applied
-        assert [(d, s) for d, s, _h, _k in got.dispatch] == [(d, pure.seq[d]) for d in step.dispatch]
-        assert [h for _d, _s, h, _k in got.dispatch] == [state.route(pure, d) or "" for d in step.dispatch]
-        assert [k for _d, _s, _h, k in got.dispatch] == [pure.nodes[d].key for d in step.dispatch]
+        assert got.dispatch == [(d, pure.seq[d], state.route(pure, d) or "") for d in step.dispatch]
         assert got.finished == (step.finish == "success")
         sent, cursor = run_events(r, pid, cursor)
         want = list(step.events)
@@ -149,15 +147,22 @@ def test_nf_start_registers_the_attempt_and_sends_the_start_events(r: redis.Redi
     got = functions.start(r, pid, "a", 1, "w1@h", 2)
     assert got is not None
     assert got.spec == graph["a"].to_json() and got.client_id == "c1" and got.attempts == 1 and not got.cancelled
+    assert not got.computed_elsewhere
     assert json.loads(r.hget(keys.worker_running("w1@h"), f"{pid} a")) == [pid, "a", 1]
     sent, cursor = run_events(r, pid, cursor)
     assert sent == state.start_events(pure, "a")
     assert functions.start(r, pid, "a", 1, "w1@h", 2).attempts == 2  # type: ignore[union-attr]
     done = functions.done(r, pid, "a", 1, "w1@h", 5, ran=True, holder=None, ui=None)
-    assert done.dispatch == [("b", 1, "", "kb")]
+    assert done.dispatch == [("b", 1, "")]
     assert r.hget(keys.worker_running("w1@h"), f"{pid} a") is None
     got = functions.start(r, pid, "b", 1, "w1@h", 2)
-    assert got is not None and got.sources == {"a": ("ka", "d")}
+    assert got is not None and got.sources == {"a": ("ka", "d", "w1@h")}
+    # another run with a node of the same key learns that it was computed lately: worth a store lookup
+    other = RunState("start-run-2", None, ["x"], nodes={"x": NodeSpec("N", {"v": 1}, "ka", output=True)})
+    admit(r, other)
+    again = functions.start(r, "start-run-2", "x", 1, "w2@h", 2)
+    assert again is not None and again.computed_elsewhere
+    assert r.zscore(keys.COMPUTED, "ka") is not None and r.zscore(keys.COMPUTED, "kb") is None
 
 
 def test_nf_start_of_an_ephemeral_node_names_its_display_and_real_nodes(r: redis.Redis) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import uuid
 
 import pytest
@@ -59,3 +60,87 @@ def test_events_of_a_run_are_replayable_after_a_reconnect(farm: Farm) -> None:
     middle = replayed[len(replayed) // 2]["id"]
     newer = requests.get(f"{farm.url}/nodefarm/runs/{pid}/events", params={"after": middle}, timeout=5).json()
     assert [e["id"] for e in newer] == [e["id"] for e in replayed[len(replayed) // 2 + 1 :]]
+
+
+def chain_prompt(value: float, length: int) -> dict:
+    prompt: dict = {"0": {"class_type": "PrimitiveFloat", "inputs": {"value": value}}}
+    for i in range(1, length):
+        prompt[str(i)] = {"class_type": "MathOperation", "inputs": {"a": [str(i - 1), 0], "b": 1.0, "operation": "add"}}
+    prompt[str(length)] = {"class_type": "TestFloatOutput", "inputs": {"value": [str(length - 1), 0]}}
+    return prompt
+
+
+def rebuild(frames: list[dict]) -> list[dict]:
+    """What the editor extension does with nodefarm.progress_delta: ComfyUI's full frames, in order."""
+    registry: dict[str, dict] = {}
+    out = []
+    for data in frames:
+        registry.setdefault(data["prompt_id"], {}).update(data["nodes"])
+        out.append({"prompt_id": data["prompt_id"], "nodes": dict(registry[data["prompt_id"]])})
+    return out
+
+
+def test_a_client_asking_for_progress_deltas_rebuilds_comfyuis_frames_from_far_fewer_bytes(farm: Farm) -> None:
+    plain, delta = WsClient(farm.url), WsClient(farm.url)
+    delta.ws.send(json.dumps({"type": "feature_flags", "data": {}}))
+    delta.ws.send(json.dumps({"type": "nodefarm.flags", "data": {"progress_delta": True}}))
+    delta.until(lambda m: isinstance(m, dict) and m["type"] == "feature_flags")
+    # no client id: progress is broadcast, so both sockets see the same run
+    pid = farm.submit(chain_prompt(uuid.uuid4().int % 1000 / 7, 30))
+    farm.wait(pid)
+    def last(kind: str):  # noqa: ANN202
+        return lambda m: (isinstance(m, dict) and m["type"] == kind and m["data"]["prompt_id"] == pid
+                          and m["data"]["nodes"].get("30", {}).get("state") == "finished")
+
+    seen_plain = plain.until(last("progress_state"))
+    seen_delta = delta.until(last("nodefarm.progress_delta"))
+    plain.close()
+    delta.close()
+    full = [m["data"] for m in seen_plain if m["type"] == "progress_state" and m["data"]["prompt_id"] == pid]
+    deltas = [m["data"] for m in seen_delta if m["type"] == "nodefarm.progress_delta" and m["data"]["prompt_id"] == pid]
+    assert not [m for m in seen_delta if isinstance(m, dict) and m["type"] == "progress_state"]
+    assert rebuild(deltas) == full  # frame for frame, what a plain ComfyUI client gets
+    assert all(len(d["nodes"]) == 1 for d in deltas[1:])
+    assert len(json.dumps(deltas)) * 5 < len(json.dumps(full))
+
+
+def test_a_delta_client_connecting_mid_run_first_gets_the_whole_registry(farm: Farm) -> None:
+    plain = WsClient(farm.url)
+    pid = farm.submit(chain_prompt(uuid.uuid4().int % 1000 / 11, 120), client_id=plain.client_id)
+    plain.until(lambda m: isinstance(m, dict) and m["type"] == "executing" and m["data"]["node"] == "20")
+    late = WsClient(farm.url, client_id=plain.client_id)  # a reconnect: replaces the first socket
+    late.ws.send(json.dumps({"type": "nodefarm.flags", "data": {"progress_delta": True}}))
+    late.until_done(pid)
+    late.close()
+    plain.close()
+    deltas = [m["data"] for m in late.messages if isinstance(m, dict) and m["type"] == "nodefarm.progress_delta"]
+    first = deltas[0]["nodes"]
+    assert "0" in first and first["0"]["state"] == "finished" and len(first) > 2
+    assert set(rebuild(deltas)[-1]["nodes"]) == {str(i) for i in range(121)}
+
+
+def test_socketio_clients_choose_full_frames_or_deltas(farm: Farm) -> None:
+    import socketio
+
+    got: dict[str, list[tuple[str, dict]]] = {"full": [], "delta": []}
+    clients = []
+    for kind in ("full", "delta"):
+        sio = socketio.Client()
+        sio.on("progress_state", lambda data, kind=kind: got[kind].append(("progress_state", data)))
+        sio.on("nodefarm.progress_delta", lambda data, kind=kind: got[kind].append(("delta", data)))
+        sio.connect(farm.url, auth={"clientId": uuid.uuid4().hex, "progress_delta": kind == "delta"}, wait_timeout=10)
+        clients.append(sio)
+    try:
+        pid = farm.submit(chain_prompt(uuid.uuid4().int % 1000 / 13, 10))
+        farm.wait(pid)
+        deadline = time.time() + 10
+        while time.time() < deadline and not any(d["prompt_id"] == pid and d["nodes"].get("10", {}).get("state") == "finished"
+                                                 for _k, d in got["delta"]):
+            time.sleep(0.05)
+    finally:
+        for sio in clients:
+            sio.disconnect()
+    full = [d for k, d in got["full"] if k == "progress_state" and d["prompt_id"] == pid]
+    deltas = [d for k, d in got["delta"] if k == "delta" and d["prompt_id"] == pid]
+    assert {k for k, _ in got["full"]} == {"progress_state"} and {k for k, _ in got["delta"]} == {"delta"}
+    assert rebuild(deltas)[-1] == full[-1] and len(full[-1]["nodes"]) == 11

@@ -469,9 +469,11 @@ def test_identical_nodes_run_once_the_second_waits_for_the_first() -> None:
     first = step.dispatch[0]
     second = "a2" if first == "a1" else "a1"
     assert st.status[second] == "w" and st.deps[second] == [first]
-    step = state.node_done(st, first)
-    assert step.dispatch == [second]  # it will find the result stored: a cache hit
-    state.node_done(st, second, ran=False)
+    step = state.node_done(st, first, ui={"text": ["x"]}, holder="w1", worker="w1")
+    assert step.dispatch == ["c"]  # the identical node is done with the first: a cache hit, never dispatched
+    assert st.status[second] == "d" and st.holders[second] == "w1" and st.made[second] == "w1"
+    assert [e for e, d in step.events] == ["executed", "progress_state", "executed", "progress_state"]
+    assert event(step, "executed")["node"] == first
     assert state.node_done(st, "c").finish == "success"
     assert st.executed == [first, "c"]
 

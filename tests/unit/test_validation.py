@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from nodes.registry import NodeRegistry
 from nodes.core.validation import ValidationResult, is_link, run_custom_validation, validate_prompt
+from nodes.registry import NodeRegistry
 
 # ---- stub node classes ----------------------------------------------------------------------------
 

@@ -14,8 +14,6 @@ from typing import Any, ClassVar
 from nodes.core.graph import is_link
 
 
-
-
 class ExecutionBlocker:
     """Returned as an output value (or as a node's whole return) to skip every consumer of it.
 

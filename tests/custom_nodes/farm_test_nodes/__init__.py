@@ -55,14 +55,14 @@ class TestFloatOutput:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"value": ("FLOAT", {"forceInput": True})}}
+        return {"required": {"value": ("FLOAT", {"forceInput": True})}, "optional": {"label": ("STRING", {"default": ""})}}
 
     RETURN_TYPES = ()
     FUNCTION = "run"
     OUTPUT_NODE = True
     CATEGORY = "testing"
 
-    def run(self, value):
+    def run(self, value, label=""):
         return {"ui": {"text": [repr(value)]}}
 
 
