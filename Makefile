@@ -65,6 +65,8 @@ redis-check:
 
 bench: venv redis-check
 	$(BIN)/python bench/chain.py
+	$(BIN)/python bench/wide.py
+	$(BIN)/python bench/tensor_edge.py
 
 clean:
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info bench/results tests/screenshots

@@ -1,0 +1,206 @@
+"""Speed-up of a wide graph of CPU-bound nodes with 1 and 2 workers on one host.
+
+The prompt: BRANCHES independent branches, each EmptyImage(SIZE x SIZE, its own colour) ->
+BLURS x ImageBlur(radius RADIUS) -> SemShow (an output node from the test pack). Every branch is
+distinct (its colour), so no two share a cache key; each rep shifts every colour, so nothing is cached.
+
+Rows (each a fresh ``tests.farm.Farm`` unless said otherwise; 1 warm-up + REPS timed reps, median):
+
+* in-process, 1 thread: the same nodes called one after another in this process (the compute
+  alone, no farm), the ideal 1-worker time; half of it is the ideal 2-worker time;
+* 1 worker and 2 workers (the second added to the same farm), each worker pinned to one torch
+  thread (``NODEFARM_TORCH_THREADS=1``): the speed-up the farm gives by spreading branches;
+* 2 workers with the automatic split (``NODEFARM_TORCH_THREADS`` unset, ``NODEFARM_HOST_WORKERS=2``
+  as ``nodefarm up`` sets it): each takes cores / 2 threads (``worker/cores.py``).
+
+Timed from POST /prompt to the run's history entry (polled, as bench/chain.py does). The CPU each
+worker process used is shown (from /proc) so one sees both workers did work. Prints the table (also
+written to bench/results/wide.txt); the target is reported, never asserted.
+Run: ``.venv/bin/python bench/wide.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from bench.chain import CpuMeter, environment, wait_history  # noqa: E402
+from tests.farm import Farm  # noqa: E402
+from worker.cores import available_cores, threads_for  # noqa: E402
+
+BRANCHES = 8
+SIZE = 256  # EmptyImage width and height
+BLURS = 3  # ImageBlur nodes per branch
+RADIUS = 31  # the largest ImageBlur allows: a 63 x 63 kernel
+REPS = 3
+TARGET = 1.8  # speed-up at 2 workers
+RESULTS = ROOT / "bench" / "results" / "wide.txt"
+
+
+def wide_prompt(colors: list[int]) -> dict[str, dict[str, Any]]:
+    """One branch per colour: EmptyImage -> BLURS x ImageBlur -> SemShow."""
+    prompt: dict[str, dict[str, Any]] = {}
+    for b, color in enumerate(colors):
+        base = 100 * (b + 1)
+        prompt[str(base)] = {"class_type": "EmptyImage",
+                             "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1, "color": color}}
+        for j in range(1, BLURS + 1):
+            prompt[str(base + j)] = {"class_type": "ImageBlur",
+                                     "inputs": {"image": [str(base + j - 1), 0], "blur_radius": RADIUS, "sigma": 1.0}}
+        prompt[str(base + BLURS + 1)] = {"class_type": "SemShow", "inputs": {"value": [str(base + BLURS), 0]}}
+    return prompt
+
+
+class Colors:
+    """Fresh branch colours for every run of this bench (so no run hits the cache)."""
+
+    def __init__(self) -> None:
+        self.next = 1
+
+    def take(self) -> list[int]:
+        out = list(range(self.next, self.next + BRANCHES))
+        self.next += BRANCHES
+        return out
+
+
+def run_once(farm: Farm, colors: list[int]) -> float:
+    """POST the wide prompt, wait for its history entry, check every branch ran uncached."""
+    prompt = wide_prompt(colors)
+    t0 = time.perf_counter()
+    res = farm.post(prompt)
+    if res.status_code != 200:
+        raise RuntimeError(f"POST /prompt failed: {res.status_code} {res.text[:500]}")
+    pid = str(res.json()["prompt_id"])
+    wait_history(farm, pid)
+    elapsed = time.perf_counter() - t0
+    entry = farm.wait(pid, 10)
+    status = entry.get("status", {})
+    if not status.get("completed"):
+        raise RuntimeError(f"wide run {pid} failed: {status}")
+    cached = sum(len(d.get("nodes", [])) for name, d in status.get("messages", []) if name == "execution_cached")
+    shown = [entry["outputs"].get(str(100 * (b + 1) + BLURS + 1), {}).get("text") for b in range(BRANCHES)]
+    if cached or shown != [[f"Tensor[1, {SIZE}, {SIZE}, 3]"]] * BRANCHES:
+        raise RuntimeError(f"wide run {pid}: {cached} nodes cached, outputs {shown}")
+    return elapsed
+
+
+class Row:
+    def __init__(self, label: str, workers: int, threads: str, times: list[float], cpu: str = "") -> None:
+        self.label, self.workers, self.threads, self.times, self.cpu = label, workers, threads, times, cpu
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def farm_rows(farm: Farm, colors: Colors, workers: int) -> tuple[list[float], str]:
+    """Warm-up then REPS timed runs on ``farm``; the CPU seconds each worker used per run."""
+    names = [f"w{i}" for i in range(workers)]
+    meter = CpuMeter({n: farm.procs[n].pid for n in names})
+    run_once(farm, colors.take())
+    times: list[float] = []
+    for _ in range(REPS):
+        meter.start()
+        times.append(run_once(farm, colors.take()))
+        meter.stop()
+    cpu = " / ".join(f"{meter.used[n] / REPS:.2f}" for n in names)
+    return times, cpu
+
+
+def in_process(colors: Colors) -> list[float]:
+    """The same branches computed one after another in this process, one torch thread."""
+    from nodes.boot import install_compat
+
+    install_compat()
+    from nodes.builtin.image import EmptyImage
+    from nodes.builtin.postprocessing import ImageBlur
+
+    torch.set_num_threads(1)
+    empty, blur = EmptyImage(), ImageBlur()
+
+    def once(cs: list[int]) -> float:
+        t0 = time.perf_counter()
+        for color in cs:
+            (image,) = empty.generate(SIZE, SIZE, 1, color)
+            for _ in range(BLURS):
+                (image,) = blur.blur(image, RADIUS, 1.0)
+        return time.perf_counter() - t0
+
+    once(colors.take()[:1])  # warm-up: one branch
+    return [once(colors.take()) for _ in range(REPS)]
+
+
+def main() -> int:
+    started = time.perf_counter()
+    lines: list[str] = []
+
+    def out(line: str = "") -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    colors = Colors()
+    rows: list[Row] = []
+    pinned = {"NODEFARM_TORCH_THREADS": "1", "NODEFARM_HOST_WORKERS": ""}
+    auto = {"NODEFARM_TORCH_THREADS": "", "NODEFARM_HOST_WORKERS": "2"}
+    cores = available_cores()
+    with tempfile.TemporaryDirectory(prefix="nf-bench-wide-") as tmpdir:
+        tmp = Path(tmpdir)
+        farm: Farm | None = None
+        try:
+            farm = Farm(tmp / "pinned", workers=1, env=pinned)
+            env_line = environment(farm)
+            times, cpu = farm_rows(farm, colors, 1)
+            rows.append(Row("farm, 1 worker", 1, "1", times, cpu))
+            farm.start_worker(1)
+            farm.wait_workers(2)
+            times, cpu = farm_rows(farm, colors, 2)
+            rows.append(Row("farm, 2 workers", 2, "1 each", times, cpu))
+            farm.stop()
+            farm = None
+            farm = Farm(tmp / "auto", workers=2, env=auto)
+            times, cpu = farm_rows(farm, colors, 2)
+            rows.append(Row("farm, 2 workers, automatic split", 2, f"{threads_for(cores, 2, 0)} each", times, cpu))
+        finally:
+            if farm is not None:
+                farm.stop()
+    inproc = Row("in-process, no farm", 1, "1", in_process(colors))
+
+    base = rows[0].median
+    nodes = len(wide_prompt(colors.take()))
+    out(f"nodefarm bench/wide.py  ({time.strftime('%Y-%m-%d %H:%M:%S')})")
+    out("environment: " + env_line)
+    out(f"prompt: {BRANCHES} independent branches of EmptyImage({SIZE}x{SIZE}) -> {BLURS} x ImageBlur(radius "
+        f"{RADIUS}) -> SemShow = {nodes} nodes; new colours every run (nothing cached). 1 warm-up + {REPS} timed "
+        "reps (median), timed from POST /prompt to the history entry. Farm workers: prefork -c 1; torch threads "
+        f"per worker as shown ({cores} cores here).")
+    out()
+    out(f"{'row':<34}{'workers':>8}{'threads':>10}{'median s':>10}{'speed-up':>10}   "
+        f"{'worker CPU s/run':<18}raw reps (s)")
+    for r in [*rows, inproc]:
+        out(f"{r.label:<34}{r.workers:>8}{r.threads:>10}{r.median:>10.3f}{base / r.median:>10.2f}   "
+            f"{r.cpu or '-':<18}" + " ".join(f"{t:.3f}" for t in r.times))
+    speedup = base / rows[1].median
+    out(f"ideal 2-worker time from the in-process compute: {inproc.median / 2:.3f} s; farm cost over the "
+        f"in-process compute at 1 worker: {(base - inproc.median) / nodes * 1000:.1f} ms/node")
+    out(f"target: speed-up at 2 workers >= {TARGET}: " + ("MET" if speedup >= TARGET else "NOT MET")
+        + f" ({speedup:.2f}; automatic split {base / rows[2].median:.2f})")
+    out(f"bench wall time: {time.perf_counter() - started:.1f} s")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"(written to {RESULTS.relative_to(ROOT)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
