@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,17 +32,37 @@ def is_v3(cls: type) -> bool:
     return hasattr(cls, "GET_SCHEMA") or hasattr(cls, "define_schema")
 
 
+_memo: ContextVar[dict[type, dict[str, Any]] | None] = ContextVar("nodefarm_input_types", default=None)
+
+
+@contextmanager
+def memoized() -> Iterator[None]:
+    """Within this block each class's ``INPUT_TYPES()`` is called once (one prompt's validation or
+    admission asks it for every node of the class; its answer does not change within a request)."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
 def input_types(cls: type) -> dict[str, Any]:
     """``cls.INPUT_TYPES()`` (an empty dict for a class without it or returning None)."""
+    memo = _memo.get()
+    if memo is not None and cls in memo:
+        return memo[cls]
     fn = getattr(cls, "INPUT_TYPES", None)
     if fn is None:
         return {}
     result = fn()
     if result is None:
-        return {}
+        result = {}
     if not isinstance(result, Mapping):
         raise TypeError(f"{getattr(cls, '__name__', cls)}.INPUT_TYPES() returned {type(result).__name__}")
-    return dict(result)
+    result = dict(result)
+    if memo is not None:
+        memo[cls] = result
+    return result
 
 
 def input_info(

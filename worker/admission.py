@@ -20,7 +20,7 @@ from nodes.core.graph import NodeFacts, is_link
 from nodes.core.item import QueueItem
 from nodes.core.signature import compute_keys
 from nodes.core.state import ErrorInfo, NodeSpec, RunState, Step, admit, node_failed
-from worker import dispatch, history, keys, prompt_queue, runstore
+from worker import history, keys, prompt_queue, runstore
 from worker.execute import map_over_list
 from worker.farm import Farm
 
@@ -41,7 +41,8 @@ def admit_next(farm: Farm) -> list[str]:
         admitted.append(pid)
         prompt_queue.emit_status(farm.r)
         try:
-            start_run(farm, pid)
+            with schema.memoized():
+                start_run(farm, pid)
         except Exception as exc:  # an admission that fails must fail its run, not the farm
             log.exception("admission of %s failed", pid)
             _fail_unstarted(farm, pid, exc)
@@ -132,7 +133,6 @@ def _create(farm: Farm, st: RunState, step: Step, now: int) -> None:
     pipe = farm.r.pipeline()
     runstore.create(pipe, st, step, now)
     pipe.execute()
-    dispatch.step(farm, st, step)
     if step.finish:
         run_ended(farm, st.pid)
 

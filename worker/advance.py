@@ -4,7 +4,7 @@
 round trip, touching only what changes); every other outcome (lazy inputs pending, an expansion, a
 failure, an interrupt, lost inputs) goes through the pure state machine in one optimistic
 transaction (:func:`worker.runstore.transact`). Either way the step's events are written in the same
-atomic step, in state order, and the nodes it made ready are dispatched right after.
+atomic step, in state order, together with the tasks of the nodes it made ready.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from nodes.core.state import Done, Outcome, RunState, Step, apply
-from worker import admission, dispatch, functions, runstore
+from worker import admission, functions, runstore
 from worker.farm import Farm
 
 
@@ -26,7 +26,6 @@ def advance(farm: Farm, pid: str, nid: str, seq: int | None, outcome: Outcome) -
     if isinstance(outcome, Done) and seq is not None:
         got = functions.done(farm.r, pid, nid, seq, farm.settings.worker_name, now_ms(),
                              ran=outcome.ran, holder=outcome.holder, ui=outcome.ui)
-        dispatch.send(farm, pid, got.dispatch)
         if got.finished:
             admission.run_ended(farm, pid)
         return
@@ -38,8 +37,7 @@ def transact(farm: Farm, pid: str, stimulus: Callable[[RunState], Step]) -> Step
     got = runstore.transact(farm.r, pid, stimulus, now_ms())
     if got is None:
         return None
-    st, step = got
-    dispatch.step(farm, st, step)
+    _st, step = got
     if step.finish:
         admission.run_ended(farm, pid)
     return step

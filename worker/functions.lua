@@ -5,6 +5,7 @@
 --           its worker (for rescue), sends its start events; returns what the worker needs.
 -- nf_done   a node finished: the mirror of nodes/core/state.py node_done (status, waiters, dispatch,
 --           dedupe by cache key, routing, finish); one call per node, touching only what changes.
+-- nf_publish the tasks of nodes that a Python step made ready (inside its transaction).
 -- nf_finish a run ended (called here by nf_done, and by Python steps inside their transaction):
 --           history entry, queue bookkeeping, the closing status and executing{node:null} events.
 --
@@ -85,8 +86,29 @@ local function list_add(hash, field, value)
   redis.call('HSET', hash, field, cjson.encode(list))
 end
 
+-- A node task on its Celery queue: the message kombu's Redis transport would push for
+-- send_task(NODE_TASK, [pid, nid, seq]) (Celery protocol 2, JSON body, no body encoding), so the
+-- task leaves in the same atomic step that made the node ready.
+local function publish(pid, nid, seq, holder)
+  local n = redis.call('INCR', MESSAGE_SEQ)
+  local h = redis.sha1hex(pid .. '\0' .. nid .. '\0' .. seq .. '\0' .. n)
+  local id = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-' .. string.sub(h, 13, 16) .. '-'
+    .. string.sub(h, 17, 20) .. '-' .. string.sub(h, 21, 32)
+  local queue = holder ~= '' and (WORKER_QUEUE_PREFIX .. holder) or SHARED_QUEUE
+  local args = '[' .. J(pid) .. ',' .. J(nid) .. ',' .. seq .. ']'
+  local body = '[' .. args .. ',{},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
+  local message = '{"body":' .. J(body) .. ',"content-encoding":"utf-8","content-type":"application/json","headers":{'
+    .. '"lang":"py","task":"' .. NODE_TASK .. '","id":"' .. id .. '","shadow":null,"eta":null,"expires":null,'
+    .. '"group":null,"group_index":null,"retries":0,"timelimit":[null,null],"root_id":"' .. id .. '","parent_id":null,'
+    .. '"argsrepr":' .. J(args) .. ',"kwargsrepr":"{}","origin":"nodefarm","ignore_result":true,'
+    .. '"replaced_task_nesting":0,"stamped_headers":null,"stamps":{}},"properties":{"correlation_id":"' .. id .. '",'
+    .. '"reply_to":null,"delivery_mode":2,"delivery_info":{"exchange":"","routing_key":' .. J(queue) .. '},'
+    .. '"priority":0,"delivery_tag":"' .. string.sub(h, 1, 8) .. '-' .. string.sub(h, 33, 40) .. '"}}'
+  redis.call('LPUSH', queue, message)
+end
+
 -- state.py _dispatch: queue a ready node, unless an identical one (same cache key) is queued
-local function dispatch(keys, nid, out)
+local function dispatch(keys, pid, nid, out)
   local key = redis.call('HGET', keys[K.key], nid)
   if string.sub(key, 1, 2) ~= 'u:' then
     local other = redis.call('HGET', keys[K.keyq], key)
@@ -110,6 +132,7 @@ local function dispatch(keys, nid, out)
     end
   end
   out[#out + 1] = {nid, tostring(seq), holder}
+  publish(pid, nid, tostring(seq), holder)
 end
 
 local function finish(keys, pid, client, outcome, now)
@@ -209,7 +232,7 @@ local function complete(keys, pid, client, nid, ran, holder, worker, ui, now, ou
             if string.sub(key, 1, 2) ~= 'u:' and redis.call('HGET', keys[K.key], waiter) == key then
               complete(keys, pid, client, waiter, '0', holder, worker, ui, now, out)
             else
-              dispatch(keys, waiter, out)
+              dispatch(keys, pid, waiter, out)
             end
           end
         else
@@ -240,6 +263,16 @@ local function nf_done(keys, args)
   return {1, 0, out}
 end
 
+-- nf_publish(KEYS, pid, n, nid 1, seq 1, holder 1, ...): the tasks of nodes a Python step made ready,
+-- queued inside that step's transaction
+local function nf_publish(keys, args)
+  local pid, n = args[1], tonumber(args[2])
+  for i = 0, n - 1 do
+    publish(pid, args[3 + 3 * i], args[4 + 3 * i], args[5 + 3 * i])
+  end
+  return n
+end
+
 -- nf_finish(KEYS, pid, outcome, now ms): called inside the transaction of a Python step that ended a run
 local function nf_finish(keys, args)
   local client = redis.call('HGET', keys[K.meta], 'client') or ''
@@ -250,4 +283,5 @@ end
 redis.register_function('nf_start', nf_start)
 redis.register_function('nf_done', nf_done)
 redis.register_function('nf_finish', nf_finish)
+redis.register_function('nf_publish', nf_publish)
 redis.register_function{function_name = 'nf_version', callback = function() return VERSION end, flags = {'no-writes'}}

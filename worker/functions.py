@@ -35,6 +35,10 @@ def source() -> str:
         f"local STATE_TTL = {STATE_TTL_S}",
         f"local EVENTS_TTL = {EVENTS_TTL_S}",
         f"local COMPUTED_TTL = {COMPUTED_TTL_S}",
+        f"local MESSAGE_SEQ = '{keys.MESSAGE_SEQ}'",
+        f"local NODE_TASK = '{keys.NODE_TASK}'",
+        f"local SHARED_QUEUE = '{keys.SHARED_QUEUE}'",
+        f"local WORKER_QUEUE_PREFIX = '{keys.WORKER_QUEUE_PREFIX}'",
     ])
     code = code.replace("--@KEYS@", header)
     version = hashlib.sha256(code.encode()).hexdigest()[:16]
@@ -117,6 +121,15 @@ def done(
     if not got or int(got[0]) != 1:
         return DoneResult(False, False, [])
     return DoneResult(True, bool(int(got[1])), [(_s(n), int(s), _s(h)) for n, s, h in got[2]])
+
+
+def publish_in(pipe: Any, pid: str, ready: list[tuple[str, int, str]]) -> None:
+    """Queue ``nf_publish`` on a transaction: the node tasks ``(node, seq, holder worker or "")``."""
+    if not ready:
+        return
+    flat = [str(x) for item in ready for x in item]
+    pipe.fcall("nf_publish", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
+               *keys.function_keys(pid), pid, str(len(ready)), *flat)
 
 
 def finish_in(pipe: Any, pid: str, outcome: str, now_ms: int) -> None:

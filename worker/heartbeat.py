@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from nodes.settings import Settings
-from worker import keys
+from worker import functions, keys
 
 log = logging.getLogger("nodefarm.heartbeat")
 
@@ -75,7 +75,7 @@ def beat(r: redis.Redis, settings: Settings, devices: list[dict[str, Any]]) -> N
     pipe.execute()
 
 
-def reap(r: redis.Redis, celery: Any, settings: Settings) -> list[str]:
+def reap(r: redis.Redis, settings: Settings) -> list[str]:
     """Claim workers silent for 3 heartbeats and re-send the nodes they were running."""
     deadline = time.time() - 3 * settings.heartbeat_s
     rescued: list[str] = []
@@ -88,7 +88,9 @@ def reap(r: redis.Redis, celery: Any, settings: Settings) -> list[str]:
         for payload in running.values():
             pid, nid, seq = json.loads(payload)[:3]
             log.warning("worker %s died while running node %s of %s; re-sending it", name, nid, pid)
-            celery.send_task(keys.NODE_TASK, args=[pid, nid, seq], queue=keys.SHARED_QUEUE)
+            pipe = r.pipeline()
+            functions.publish_in(pipe, pid, [(nid, int(seq), "")])
+            pipe.execute()
             rescued.append(f"{pid}/{nid}")
     return rescued
 
@@ -106,7 +108,7 @@ def start(settings: Settings, celery: Any, stop: threading.Event) -> threading.T
                 elif devices and devices[0]["type"] == "cpu":
                     devices = [cpu_device()]
                 beat(r, settings, devices)
-                reap(r, celery, settings)
+                reap(r, settings)
             except redis.RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
             ticks += 1

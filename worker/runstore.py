@@ -18,7 +18,7 @@ import redis
 
 from nodes.core.graph import walk_links
 from nodes.core.state import NodeSpec, RunState, Step
-from worker import events, functions, keys
+from worker import dispatch, events, functions, keys
 
 # how each hash stores its values: raw strings, integers, or JSON
 _RAW = ("key", "status", "keyq", "holders", "made")
@@ -160,9 +160,10 @@ def write(pipe: Any, loaded: Loaded | None, state: RunState) -> None:
 
 
 def write_step(pipe: Any, state: RunState, step: Step, now_ms: int) -> None:
-    """Queue a step's events, in order, and the end of the run when the step ended it."""
+    """Queue a step's events, in order, its node tasks, and the end of the run when the step ended it."""
     for event, data in step.events:
         events.add(pipe, state.pid, state.client_id, event, data)
+    dispatch.publish_in(pipe, state, step)
     if step.finish:
         functions.finish_in(pipe, state.pid, step.finish, now_ms)
 

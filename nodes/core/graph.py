@@ -7,7 +7,7 @@ No redis, celery, flask or torch. A graph is the API-format prompt (``{node_id: 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,32 +67,27 @@ def strong_sources(node: Mapping[str, Any], facts: NodeFacts) -> list[str]:
     return out
 
 
-def needed_nodes(
-    roots: Iterable[str],
-    graph: Mapping[str, Mapping[str, Any]],
-    facts: Mapping[str, NodeFacts],
-    skip: Iterable[str],
-) -> Needed:
+def needed_nodes(roots: Iterable[str], strong: Callable[[str], list[str]], skip: Collection[str]) -> Needed:
     """Walk from ``roots`` like ComfyUI's TopologicalSort.add_node.
 
     A link source is added (with a blocking edge) unless it is in ``skip`` (already cached, done or
-    already scheduled) or the input is lazy. Returns the new nodes in discovery order with their
-    strong dependencies (which may include skipped nodes that are scheduled but not yet done; the
-    caller filters those it knows to be done).
+    already scheduled) or the input is lazy: ``strong(node)`` gives a node's blocking sources
+    (:func:`strong_sources`). Returns the new nodes in discovery order with their strong
+    dependencies (which may include skipped nodes that are scheduled but not yet done; the caller
+    filters those it knows to be done).
     """
-    skip_set = set(skip)
     result = Needed()
-    stack = [r for r in roots]
+    stack = list(roots)
     seen: set[str] = set()
     while stack:
         nid = stack.pop()
-        if nid in seen or nid in skip_set:
+        if nid in seen or nid in skip:
             continue
         seen.add(nid)
         result.nodes.append(nid)
-        deps = strong_sources(graph[nid], facts.get(nid, NodeFacts()))
+        deps = strong(nid)
         result.deps[nid] = deps
         for src in deps:
-            if src not in seen and src not in skip_set:
+            if src not in seen and src not in skip:
                 stack.append(src)
     return result

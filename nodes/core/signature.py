@@ -31,18 +31,28 @@ class _Unhashable(Exception):
     pass
 
 
+_PLAIN = (str, bool, int, type(None))
+
+
 def _canon(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        raise _Unhashable
-    if value is None or isinstance(value, (bool, int, str)):
+    if type(value) in _PLAIN:
         return value
     if isinstance(value, float):
+        if math.isnan(value):
+            raise _Unhashable
         return value if math.isfinite(value) else repr(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
     if isinstance(value, (list, tuple)):
         return [_canon(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _canon(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     raise _Unhashable
+
+
+def _by_id(cls: type | None) -> bool:
+    """Whether a class's results are specific to its node id (NOT_IDEMPOTENT, or a UNIQUE_ID input)."""
+    return cls is not None and (bool(getattr(cls, "NOT_IDEMPOTENT", False)) or "UNIQUE_ID" in schema.hidden_inputs(cls).values())
 
 
 def compute_keys(
@@ -53,33 +63,39 @@ def compute_keys(
     run_id: str,
     known: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Keys of every node of ``graph``; ``known`` supplies keys of sources outside it (expansion)."""
+    """Keys of every node of ``graph``; ``known`` supplies keys of sources outside it (expansion).
+
+    Iterative (a chain of any length, in any order), one class lookup per class.
+    """
     keys: dict[str, str] = dict(known or {})
-    visiting: set[str] = set()
+    by_id: dict[str, bool] = {}
+
+    def unique_key(tag: str) -> str:
+        return UNIQUE + hashlib.sha256(f"{run_id}/{tag}".encode()).hexdigest()
+
+    def sources(nid: str) -> list[str]:
+        return [v[0] for v in graph[nid].get("inputs", {}).values() if is_link(v)]
 
     def key_of(nid: str) -> str:
-        if nid in keys:
-            return keys[nid]
-        if nid not in graph:
-            return UNIQUE + hashlib.sha256(f"{run_id}/missing/{nid}".encode()).hexdigest()
-        if nid in visiting:  # a static cycle: cannot be cached
-            return UNIQUE + hashlib.sha256(f"{run_id}/{nid}".encode()).hexdigest()
-        visiting.add(nid)
         node = graph[nid]
-        cls = classes.get(node.get("class_type", ""))
+        class_type = node.get("class_type", "")
+        if class_type not in by_id:
+            by_id[class_type] = _by_id(classes.get(class_type))
         unique = False
-        parts: list[Any] = [node.get("class_type")]
+        parts: list[Any] = [class_type]
         try:
             parts.append(_canon(changed.get(nid, False)))
         except _Unhashable:
             unique = True
-        if cls is not None and (getattr(cls, "NOT_IDEMPOTENT", False) or "UNIQUE_ID" in schema.hidden_inputs(cls).values()):
+        if by_id[class_type]:
             parts.append(["id", nid])
         inputs = []
-        for name in sorted(node.get("inputs", {})):
-            value = node["inputs"][name]
+        node_inputs = node.get("inputs", {})
+        for name in sorted(node_inputs):
+            value = node_inputs[name]
             if is_link(value):
-                src_key = key_of(value[0])
+                src = value[0]
+                src_key = keys[src] if src in keys else unique_key(f"missing/{src}")
                 unique = unique or src_key.startswith(UNIQUE)
                 inputs.append([name, ["L", src_key, int(value[1])]])
             else:
@@ -90,14 +106,29 @@ def compute_keys(
         parts.append(inputs)
         if salt:
             parts.append(["salt", salt])
-        visiting.discard(nid)
         if unique:
-            key = UNIQUE + hashlib.sha256(f"{run_id}/{nid}".encode()).hexdigest()
-        else:
-            key = hashlib.sha256(json.dumps(parts, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
-        keys[nid] = key
-        return key
+            return unique_key(nid)
+        return hashlib.sha256(json.dumps(parts, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
 
-    for nid in graph:
-        key_of(nid)
+    visiting: set[str] = set()
+    for root in graph:
+        if root in keys:
+            continue
+        stack = [root]
+        while stack:
+            nid = stack[-1]
+            if nid in keys:
+                stack.pop()
+                continue
+            pending = [s for s in sources(nid) if s in graph and s not in keys and s not in visiting]
+            if pending and nid not in visiting:
+                visiting.add(nid)
+                stack.extend(pending)
+                continue
+            stack.pop()
+            visiting.discard(nid)
+            if any(s in graph and s not in keys for s in sources(nid)):
+                keys[nid] = unique_key(nid)  # on a static cycle: cannot be cached
+            else:
+                keys[nid] = key_of(nid)
     return {nid: keys[nid] for nid in graph}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from nodes.core.graph import NodeFacts, links, needed_nodes, walk_links
@@ -53,13 +54,24 @@ class NodeSpec:
     def facts(self) -> NodeFacts:
         return NodeFacts(self.lazy, self.raw_link, self.output)
 
+    @cached_property
+    def _sources(self) -> tuple[list[str], list[str]]:
+        every: list[str] = []
+        strong: list[str] = []
+        for name, src, _socket in links(self.as_node()):
+            if src not in every:
+                every.append(src)
+            if name not in self.lazy and src not in strong:
+                strong.append(src)
+        return every, strong
+
     def sources(self) -> list[str]:
         """Link sources, each once, in input order."""
-        out: list[str] = []
-        for _name, src, _socket in links(self.as_node()):
-            if src not in out:
-                out.append(src)
-        return out
+        return list(self._sources[0])
+
+    def strong_sources(self) -> list[str]:
+        """Sources it must wait for (links on inputs that are not lazy): :func:`graph.strong_sources`."""
+        return list(self._sources[1])
 
     def as_node(self) -> dict[str, Any]:
         return {"class_type": self.class_type, "inputs": self.inputs}
@@ -553,9 +565,7 @@ def _has_cycle(state: RunState) -> bool:
 
 def _schedule(state: RunState, roots: list[str], step: Step, waiter: str | None = None) -> None:
     """Add ``roots`` and their strong sources not yet part of the run; dispatch the ready ones."""
-    facts = {nid: spec.facts for nid, spec in state.nodes.items()}
-    graph = {nid: spec.as_node() for nid, spec in state.nodes.items()}
-    needed = needed_nodes(roots, graph, facts, skip=set(state.status))
+    needed = needed_nodes(roots, lambda nid: state.nodes[nid].strong_sources(), skip=state.status)
     for nid in needed.nodes:
         state.status[nid] = WAITING
     for nid in needed.nodes:

@@ -50,6 +50,7 @@ from nodes.schema import (
     input_types,
     is_output_node,
     is_v3,
+    memoized,
     return_types,
 )
 from nodes.types import types_match
@@ -536,6 +537,15 @@ def validate_prompt(
 
     Mutates ``prompt``: converted constants and unwrapped ``__value__`` lists are written back.
     """
+    with memoized():
+        return _validate_prompt(prompt, registry, partial_execution_targets)
+
+
+def _validate_prompt(
+    prompt: dict[str, Any],
+    registry: NodeRegistry,
+    partial_execution_targets: list[str] | None,
+) -> ValidationResult:
     if not isinstance(prompt, dict):
         return _failure(
             _graph_error("invalid_prompt", "Cannot execute because the prompt is not an object.", "")

@@ -82,6 +82,21 @@ def run_events(r: redis.Redis, pid: str, after: str) -> tuple[list[tuple[str, An
     return out, last
 
 
+def published(r: redis.Redis, pid: str) -> list[tuple[str, int, str]]:
+    """Node tasks of run ``pid`` waiting on any nodefarm queue (taken off them), sorted."""
+    out: list[tuple[str, int, str]] = []
+    for queue in [keys.SHARED_QUEUE] + [k.decode() for k in r.keys(keys.WORKER_QUEUE_PREFIX + "*")]:
+        for raw in reversed(r.lrange(queue, 0, -1)):
+            message = json.loads(raw)
+            args, kwargs, _embed = json.loads(message["body"])
+            assert message["headers"]["task"] == keys.NODE_TASK and kwargs == {}
+            assert message["properties"]["delivery_info"]["routing_key"] == queue
+            if args[0] == pid:
+                out.append((args[1], args[2], queue))
+                r.lrem(queue, 1, raw)
+    return sorted(out)
+
+
 def admit(r: redis.Redis, pure: RunState) -> list[str]:
     """Admit ``pure`` (in memory) and a copy of it into Redis, as admission does."""
     r.set(keys.run_item(pure.pid), json.dumps([0, pure.pid, {}, {}, pure.outputs]))
@@ -100,6 +115,7 @@ def test_nf_done_mirrors_node_done_on_random_graphs(r: redis.Redis, seed: int) -
     pid = f"run-{seed}"
     pure = random_run(rng, pid, rng.randint(3, 40))
     queued = admit(r, pure)
+    assert published(r, pid) == sorted((d, 1, keys.SHARED_QUEUE) for d in queued)
     _, cursor = run_events(r, pid, "0")
     assert stored(r, pid) == expected(pure)
     steps = 0
@@ -113,6 +129,8 @@ def test_nf_done_mirrors_node_done_on_random_graphs(r: redis.Redis, seed: int) -
         got = functions.done(r, pid, nid, seq, "w1@h", 100 + steps, ran=ran, holder=holder, ui=ui)
         assert got.applied
         assert got.dispatch == [(d, pure.seq[d], state.route(pure, d) or "") for d in step.dispatch]
+        assert published(r, pid) == sorted(
+            (d, pure.seq[d], keys.worker_queue(h) if (h := state.route(pure, d)) else keys.SHARED_QUEUE) for d in step.dispatch)
         assert got.finished == (step.finish == "success")
         sent, cursor = run_events(r, pid, cursor)
         want = list(step.events)
