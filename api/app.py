@@ -22,12 +22,14 @@ from api.routes import (
     templates,
     userdata,
 )
+from worker.admission import Admitter
 from worker.farm import Farm
 
 
-def create_app(farm: Farm) -> tuple[Flask, SocketIO, Hub]:
+def create_app(farm: Farm, admitter: Admitter) -> tuple[Flask, SocketIO, Hub]:
     app = Flask("nodefarm", static_folder=None)
     app.extensions["nodefarm"] = farm
+    app.extensions["nodefarm.admitter"] = admitter
     app.config["MAX_CONTENT_LENGTH"] = farm.settings.max_upload_mb * 1024 * 1024 + 1024 * 1024
     for routes in (prompt, history, files, info, userdata, jobs, models, templates, memory, internal):
         app.register_blueprint(routes.bp)

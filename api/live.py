@@ -195,25 +195,27 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
 
 
 class Registries:
-    """Each running run's progress registry, entries kept serialized (a full frame is one join)."""
+    """Each running run's progress registry. Deltas are kept as they arrive and folded in only when
+    some client needs the whole registry; entries are kept serialized (a full frame is one join)."""
 
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, str]] = {}
+        self.unread: dict[str, list[str]] = {}
 
-    def update(self, delta: dict) -> str:
-        pid = str(delta.get("prompt_id", ""))
-        entries = self.runs.setdefault(pid, {})
-        for nid, entry in (delta.get("nodes") or {}).items():
-            entries[json.dumps(nid)] = json.dumps(entry)
-        return pid
+    def update(self, pid: str, raw: str) -> None:
+        self.unread.setdefault(pid, []).append(raw)
 
     def frame(self, pid: str) -> str:
         """``{"prompt_id", "nodes"}`` with every entry of the run: ComfyUI's full progress_state data."""
-        entries = self.runs.get(pid, {})
+        entries = self.runs.setdefault(pid, {})
+        for raw in self.unread.pop(pid, []):
+            for nid, entry in (json.loads(raw).get("nodes") or {}).items():
+                entries[json.dumps(nid)] = json.dumps(entry)
         return '{"prompt_id": ' + json.dumps(pid) + ', "nodes": {' + ", ".join(f"{k}: {v}" for k, v in entries.items()) + "}}"
 
     def forget(self, pid: str) -> None:
         self.runs.pop(pid, None)
+        self.unread.pop(pid, None)
 
 
 def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threading.Event) -> threading.Thread:
@@ -252,7 +254,7 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
         to = fields[b"to"].decode()
         raw = fields[b"data"]
         if etype == "progress_state":
-            progress(json.loads(raw), raw.decode(), to, registries)
+            progress(fields[b"pid"].decode(), raw.decode(), to, registries)
             return
         if etype == "executing" and raw.startswith(b'{"node":null'):
             ended = fields[b"pid"].decode()
@@ -279,8 +281,8 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
             except Exception as exc:
                 log.debug("socketio emit failed: %s", exc)
 
-    def progress(delta: dict, raw: str, to: str, registries: Registries) -> None:
-        pid = registries.update(delta)
+    def progress(pid: str, raw: str, to: str, registries: Registries) -> None:
+        registries.update(pid, raw)
         if not to:
             return
         full: str | None = None
@@ -294,7 +296,7 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
         for sid, peer in hub.sio_targets(to):
             try:
                 if peer.deltas:
-                    socketio.emit(DELTA_EVENT, delta if pid in peer.synced else json.loads(registries.frame(pid)), to=sid)
+                    socketio.emit(DELTA_EVENT, json.loads(raw if pid in peer.synced else registries.frame(pid)), to=sid)
                     peer.synced.add(pid)
                 else:
                     socketio.emit("progress_state", json.loads(registries.frame(pid)), to=sid)

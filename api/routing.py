@@ -50,3 +50,10 @@ def folder_paths() -> Any:
     from nodes.compat import folder_paths as module
 
     return module
+
+
+def admitter() -> Any:
+    """The admission thread of this API process (:class:`worker.admission.Admitter`)."""
+    from flask import current_app
+
+    return current_app.extensions["nodefarm.admitter"]

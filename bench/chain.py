@@ -14,7 +14,7 @@
   received by an editor-protocol client and by a plain ComfyUI client (full ``progress_state`` frames).
 
 Prints the tables (also written to bench/results/chain.txt); targets are reported, never asserted.
-Run: ``.venv/bin/python bench/chain.py`` (about 4 minutes on 2 cores).
+Run: ``.venv/bin/python bench/chain.py`` (about 5 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from tests.farm import Farm  # noqa: E402
 from worker import keys  # noqa: E402
 
 LENGTHS = (100, 500, 2000)
-REPS = {100: 3, 500: 3, 2000: 2}
+REPS = 3  # rounds; each runs every length once, in these orders
+ROUND_ORDER = ((100, 2000, 500), (2000, 500, 100), (500, 100, 2000))
 TARGET = 1.5  # farm ms/node <= TARGET x bare ms/hop
 FLAT = 0.10  # ms/node at 2,000 within 10 % of ms/node at 100
 CACHED_TARGET_S = 0.150
@@ -210,7 +211,7 @@ class BareChain:
         self.mod = bare_chain
         self.app = bare_chain.app
         self.app.conf.broker_url = broker_url
-        self.r = redis.Redis.from_url(broker_url)
+        self.r = redis.Redis.from_url(broker_url, socket_timeout=None)  # BLPOP waits longer than 5 s
 
     def run(self, hops: int, timeout: float = RUN_TIMEOUT) -> float:
         """Send step(1, hops) and wait for the last hop: seconds for ``hops`` tasks."""
@@ -305,6 +306,10 @@ def environment(farm: Farm) -> str:
 # ---- report --------------------------------------------------------------------------------------
 
 
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def med(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -324,7 +329,6 @@ def main() -> int:
     seeds = iter(float(int(time.time()) % 100000) + 0.25 + 1000.0 * i for i in range(10**6))
     bare_t: dict[int, list[float]] = {n: [] for n in LENGTHS}
     farm_t: dict[tuple[int, str], list[float]] = {}
-    cpu: dict[int, tuple[CpuMeter, CpuMeter]] = {}
     with tempfile.TemporaryDirectory(prefix="nf-bench-") as tmpdir:
         tmp = Path(tmpdir)
         farm = Farm(tmp, workers=1)
@@ -338,21 +342,24 @@ def main() -> int:
             bare.run(50)  # warm-ups (the bare one also waits for its worker to come up)
             for client in clients.values():
                 uncached_chain(farm, next(seeds), 50, client)
-            for n in LENGTHS:
-                meters = (CpuMeter({"worker": bare.proc.pid, "state redis": farm.state.proc.pid}),
-                          CpuMeter({"worker": farm.procs["w0"].pid, "API": farm.procs["api"].pid,
-                                    "state redis": farm.state.proc.pid, "result redis": farm.results.proc.pid}))
-                cpu[n] = meters
-                for _ in range(REPS[n]):
+            cpu = {n: (CpuMeter({"worker": bare.proc.pid, "state redis": farm.state.proc.pid}),
+                       CpuMeter({"worker": farm.procs["w0"].pid, "API": farm.procs["api"].pid,
+                                 "state redis": farm.state.proc.pid, "result redis": farm.results.proc.pid}))
+                   for n in LENGTHS}
+            for rep in range(REPS):  # every round runs every length, so drift of the machine hits all alike
+                for n in ROUND_ORDER[rep % len(ROUND_ORDER)]:
+                    meters = cpu[n]
                     meters[0].start()
                     bare_t[n].append(bare.run(n))
                     meters[0].stop()
+                    progress(f"round {rep}, n={n}: bare {bare_t[n][-1]:.2f} s")
                     for label, client in clients.items():
                         if client is None:
                             meters[1].start()
                         farm_t.setdefault((n, label), []).append(uncached_chain(farm, next(seeds), n, client).total)
                         if client is None:
                             meters[1].stop()
+                        progress(f"round {rep}, n={n}: farm, {label} {farm_t[(n, label)][-1]:.2f} s")
             # the last 2,000-node chain again, unchanged: every node is cached at admission
             last = chain_prompt(next(seeds), 2000)
             run_farm(farm, last)
@@ -382,7 +389,8 @@ def main() -> int:
     out(f"nodefarm bench/chain.py  ({time.strftime('%Y-%m-%d %H:%M:%S')})")
     out("environment: " + env_line)
     out("chain: PrimitiveFloat -> (n-1) x MathOperation(add) -> TestFloatOutput (n+1 nodes); bare: n self-enqueuing "
-        "Celery tasks. Both one prefork -c 1 consumer on the same state Redis; medians of interleaved reps.")
+        "Celery tasks. Both one prefork -c 1 consumer on the same state Redis; medians of 3 rounds, each running "
+        "every length and side once, interleaved.")
     out()
     out(f"{'n':>5}  {'side':<28}{'median s':>10}{'ms/node':>9}{'x hop':>7}   raw reps (s)")
     ratios: dict[tuple[int, str], float] = {}
@@ -396,8 +404,8 @@ def main() -> int:
             ratios[(n, label)] = per / hop
             out(f"{n:>5}  {'farm, ' + label:<28}{med(times):>10.3f}{per * 1000:>9.2f}{per / hop:>7.2f}   "
                 + " ".join(f"{t:.3f}" for t in times))
-        out(f"       CPU ms per hop, bare:  {cpu[n][0].summary(n * REPS[n])}")
-        out(f"       CPU ms per node, farm: {cpu[n][1].summary((n + 1) * REPS[n])}")
+        out(f"       CPU ms per hop, bare:  {cpu[n][0].summary(n * REPS)}")
+        out(f"       CPU ms per node, farm: {cpu[n][1].summary((n + 1) * REPS)}")
     worst = max(ratios.values())
     out(f"target: farm ms/node <= {TARGET} x bare ms/hop at every n, with and without clients; worst {worst:.2f}: "
         + verdict(worst <= TARGET))

@@ -5,6 +5,7 @@ Every process of the farm calls :func:`boot` once before it touches a node class
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import pkgutil
@@ -56,4 +57,13 @@ def boot(settings: Settings) -> NodeRegistry:
     registry.load_custom_nodes(custom_dirs)
     nodes_face.bind_registry(registry)
     log.info("loaded %d node classes (%d packs)", len(registry.classes), len(registry.packs))
+    settle_heap()
     return registry
+
+
+def settle_heap() -> None:
+    """Move everything loaded so far (torch, the node packs: hundreds of thousands of objects) out
+    of the garbage collector's sight. Without it every full collection walks them all, and a
+    collection that lands in a request or a node costs tens of milliseconds."""
+    gc.collect()
+    gc.freeze()

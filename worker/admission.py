@@ -11,8 +11,9 @@ mid-run without stalling the queue.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nodes import schema
@@ -26,27 +27,64 @@ from worker.farm import Farm
 
 log = logging.getLogger("nodefarm.admission")
 
+KNOWN_ITEMS = 1000  # items an API process remembers between queueing and admitting them
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def admit_next(farm: Farm) -> list[str]:
-    """Start queued runs while fewer than max_active_runs run. Returns their ids."""
+def admit_next(farm: Farm, known: dict[str, QueueItem] | None = None) -> list[str]:
+    """Start queued runs while fewer than max_active_runs run. Returns their ids.
+
+    ``known``: items this process queued (taken out of it as their runs start)."""
     admitted: list[str] = []
     while True:
         pid = prompt_queue.pop_admittable(farm.r, farm.settings.max_active_runs)
         if pid is None:
             break
         admitted.append(pid)
-        prompt_queue.emit_status(farm.r)
         try:
             with schema.memoized():
-                start_run(farm, pid)
+                start_run(farm, pid, (known or {}).pop(pid, None))
         except Exception as exc:  # an admission that fails must fail its run, not the farm
             log.exception("admission of %s failed", pid)
             _fail_unstarted(farm, pid, exc)
     return admitted
+
+
+class Admitter:
+    """Admission in a background thread of the API process: ``POST /prompt`` answers as soon as the
+    run is queued, and :meth:`kick` wakes this thread to start it. It also looks every ``tick_s``,
+    so a run queued while no process admitted (an API that died right after a submit) still starts."""
+
+    def __init__(self, farm: Farm, stop: threading.Event, tick_s: float = 1.0) -> None:
+        self.farm = farm
+        self.stop = stop
+        self.tick_s = tick_s
+        self.wake = threading.Event()
+        self.items: dict[str, QueueItem] = {}  # items this process queued: admitted without reading them back
+
+    def kick(self, item: QueueItem | None = None) -> None:
+        if item is not None:
+            self.items[item.prompt_id] = item
+            while len(self.items) > KNOWN_ITEMS:  # runs another process admitted: forget the oldest
+                self.items.pop(next(iter(self.items)))
+        self.wake.set()
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._loop, name="nodefarm-admission", daemon=True)
+        thread.start()
+        return thread
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            self.wake.wait(self.tick_s)
+            self.wake.clear()
+            try:
+                admit_next(self.farm, self.items)
+            except Exception:  # Redis away for a moment: the next tick tries again
+                log.exception("admission failed")
 
 
 def run_ended(farm: Farm, pid: str) -> None:
@@ -101,27 +139,38 @@ def node_keys(farm: Farm, pid: str, graph: Mapping[str, Mapping[str, Any]], know
     return compute_keys(graph, classes, changed, farm.cache.salt(pid), pid, known)
 
 
-def node_specs(farm: Farm, pid: str, prompt: Mapping[str, Mapping[str, Any]], deferred: list[str]) -> dict[str, NodeSpec]:
-    graph = {nid: {"class_type": n.get("class_type"), "inputs": n.get("inputs", {}),
-                   **({"is_changed": n["is_changed"]} if "is_changed" in n else {})} for nid, n in prompt.items()}
-    run_keys = node_keys(farm, pid, graph)
+def prompt_graph(prompt: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {nid: {"class_type": n.get("class_type"), "inputs": n.get("inputs", {}),
+                  **({"is_changed": n["is_changed"]} if "is_changed" in n else {})} for nid, n in prompt.items()}
+
+
+def node_specs(farm: Farm, graph: Mapping[str, Mapping[str, Any]], run_keys: Mapping[str, str], deferred: list[str],
+               only: Iterable[str] | None = None) -> dict[str, NodeSpec]:
+    """The specs of a run's nodes (``only``: of these nodes alone)."""
     specs: dict[str, NodeSpec] = {}
-    for nid, node in graph.items():
-        facts = node_facts(farm.registry.get(node["class_type"]))
+    facts_of: dict[str, NodeFacts] = {}
+    for nid in graph if only is None else only:
+        node = graph[nid]
+        if node["class_type"] not in facts_of:
+            facts_of[node["class_type"]] = node_facts(farm.registry.get(node["class_type"]))
+        facts = facts_of[node["class_type"]]
         specs[nid] = NodeSpec(str(node["class_type"]), dict(node["inputs"]), run_keys[nid], facts.lazy, facts.raw_link,
                               facts.output, deferred=nid in deferred)
     return specs
 
 
-def start_run(farm: Farm, pid: str) -> None:
-    item = prompt_queue.load_item(farm.r, pid)
+def start_run(farm: Farm, pid: str, item: QueueItem | None = None) -> None:
+    item = item or prompt_queue.load_item(farm.r, pid)
     if item is None:
         farm.r.zrem(keys.RUNNING, pid)
         return
-    specs = node_specs(farm, pid, item.prompt, item.deferred)
-    run_keys = {nid: spec.key for nid, spec in specs.items()}
+    graph = prompt_graph(item.prompt)
+    run_keys = node_keys(farm, pid, graph)
     cached_keys = farm.cache.admit(list(run_keys.values()), _active_keys(farm, exclude=pid))
     cached = [nid for nid, k in run_keys.items() if k in cached_keys]
+    # every output cached: the run ends at admission, and only its outputs are ever looked at
+    ends_now = all(run_keys.get(nid) in cached_keys for nid in item.outputs)
+    specs = node_specs(farm, graph, run_keys, item.deferred, only=item.outputs if ends_now else None)
     ui_by_key = farm.store.get_ui([run_keys[n] for n in cached])
     st = RunState(pid, item.client_id, list(item.outputs), nodes=specs)
     now = now_ms()

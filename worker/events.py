@@ -14,7 +14,7 @@ from typing import Any
 from worker import keys
 
 GLOBAL_MAXLEN = 20000
-RUN_MAXLEN = 5000
+RUN_MAXLEN = 60000  # a run's own stream (replay): 3 events a node, so ~20,000 nodes before trimming
 
 # Sent only to the submitting client; with no client they are not sent at all.
 CLIENT_ONLY = frozenset(
@@ -32,10 +32,13 @@ def route(event: str, data: Any, client_id: str | None) -> str:
     return "" if event in CLIENT_ONLY else "*"
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def encode_data(data: Any) -> str | bytes:
     if isinstance(data, (bytes, bytearray)):
         return bytes(data)
-    return json.dumps(data, separators=(",", ":"), default=str)
+    return _ENCODER.encode(data)
 
 
 def add(pipe: Any, pid: str | None, client_id: str | None, event: str | int, data: Any, to: str | None = None) -> None:

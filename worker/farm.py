@@ -1,4 +1,4 @@
-"""The Farm: one process's handles on the farm (settings, registry, Redis, result store, Celery).
+"""The Farm: one process's handles on the farm (settings, registry, Redis, result store, cache policy).
 
 Built once at boot by the API and by every worker process, then passed around; nothing else in
 our code keeps connections in globals.
@@ -27,7 +27,6 @@ class Farm:
     rr: redis.Redis
     store: ResultStore
     cache: CachePolicy
-    celery: Any
     # one node instance per (node id, class) in this process, reused across runs (spec 5.8)
     objects: dict[tuple[str, str], Any] = field(default_factory=dict)
 
@@ -37,7 +36,7 @@ class Farm:
         return score is not None and time.time() - float(score) < 3 * self.settings.heartbeat_s
 
     @classmethod
-    def connect(cls, settings: Settings, registry: NodeRegistry, celery: Any) -> Farm:
+    def connect(cls, settings: Settings, registry: NodeRegistry) -> Farm:
         r = redis.Redis.from_url(settings.redis_url)
         rr = redis.Redis.from_url(settings.result_redis_url or settings.redis_url)
         store = ResultStore(rr, settings.worker_name, settings.worker_cache_mb * 1024 * 1024)
@@ -48,5 +47,4 @@ class Farm:
             rr=rr,
             store=store,
             cache=CachePolicy(settings.cache_mode, settings.cache_lru_size, r, store),
-            celery=celery,
         )

@@ -1,6 +1,8 @@
 #!lua name=nodefarm
 -- nodefarm's Redis Functions: the hot steps of a run, applied atomically inside Redis.
 --
+-- nf_enqueue a validated run joins the queue (and every client hears the new queue size).
+-- nf_admit  the head of the queue starts running (when fewer than the maximum run).
 -- nf_start  a node task begins: checks it is the live dispatch, counts the attempt, registers it on
 --           its worker (for rescue), sends its start events; returns what the worker needs.
 -- nf_done   a node finished: the mirror of nodes/core/state.py node_done (status, waiters, dispatch,
@@ -280,7 +282,35 @@ local function nf_finish(keys, args)
   return 1
 end
 
+-- nf_enqueue(KEYS = item, private, queue, running, events; pid, number, item JSON, private JSON or "")
+-- queues a validated run and tells every client the new queue size, in one step
+local function nf_enqueue(keys, args)
+  redis.call('SET', keys[1], args[3])
+  if args[4] ~= '' then redis.call('SET', keys[2], args[4]) end
+  redis.call('ZADD', keys[3], args[2], args[1])
+  local remaining = redis.call('ZCARD', keys[3]) + redis.call('ZCARD', keys[4])
+  redis.call('XADD', keys[5], 'MAXLEN', '~', GLOBAL_MAXLEN, '*', 'pid', '', 'to', '*', 'type', 'status',
+    'data', '{"status":{"exec_info":{"queue_remaining":' .. remaining .. '}}}')
+  return remaining
+end
+
+-- nf_admit(KEYS = queue, running, events; max active runs): moves the head of the queue to running
+-- if fewer than that many run, and tells every client the queue size. -> its prompt id, or false
+local function nf_admit(keys, args)
+  if redis.call('ZCARD', keys[2]) >= tonumber(args[1]) then return false end
+  local head = redis.call('ZRANGE', keys[1], 0, 0, 'WITHSCORES')
+  if #head == 0 then return false end
+  redis.call('ZREM', keys[1], head[1])
+  redis.call('ZADD', keys[2], head[2], head[1])
+  local remaining = redis.call('ZCARD', keys[1]) + redis.call('ZCARD', keys[2])
+  redis.call('XADD', keys[3], 'MAXLEN', '~', GLOBAL_MAXLEN, '*', 'pid', '', 'to', '*', 'type', 'status',
+    'data', '{"status":{"exec_info":{"queue_remaining":' .. remaining .. '}}}')
+  return head[1]
+end
+
 redis.register_function('nf_start', nf_start)
+redis.register_function('nf_admit', nf_admit)
+redis.register_function('nf_enqueue', nf_enqueue)
 redis.register_function('nf_done', nf_done)
 redis.register_function('nf_finish', nf_finish)
 redis.register_function('nf_publish', nf_publish)

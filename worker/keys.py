@@ -21,6 +21,7 @@ WORKERS = PREFIX + "workers"  # ZSET worker name -> last heartbeat (unix s)
 CACHE_INDEX = PREFIX + "cache:index"  # SET (classic) / ZSET (lru) of cache keys considered cached
 CACHE_GEN = PREFIX + "cache:gen"  # INCR: LRU generation
 INTERRUPT_ALL = PREFIX + "interrupt:all"  # generation counter of global interrupts
+FREE_FLAGS = PREFIX + "free"  # HASH of the last POST /free flags, for workers to act on
 MESSAGE_SEQ = PREFIX + "msgseq"  # INCR: makes the delivery tags of node task messages unique
 COMPUTED = PREFIX + "computed"  # ZSET cache key -> when a node last computed it (ms), the last hour
 

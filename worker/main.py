@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import threading
-from typing import Any
 
 import redis
 from celery.signals import worker_process_init, worker_process_shutdown
@@ -31,16 +30,15 @@ UPLOAD_FLUSH_S = 30.0
 class WorkerRuntime:
     """Per-process farm handles, rebuilt after a fork (connections are never shared across fork)."""
 
-    def __init__(self, settings: Settings, registry: NodeRegistry, celery: Any) -> None:
+    def __init__(self, settings: Settings, registry: NodeRegistry) -> None:
         self.settings = settings
         self.registry = registry
-        self.celery = celery
         self._farm: Farm | None = None
         self._pid = 0
 
     def farm(self) -> Farm:
         if self._farm is None or self._pid != os.getpid():
-            self._farm = Farm.connect(self.settings, self.registry, self.celery)
+            self._farm = Farm.connect(self.settings, self.registry)
             self._pid = os.getpid()
             hooks.install(self._farm)
         return self._farm
@@ -66,7 +64,7 @@ def run_worker(settings: Settings, queues: list[str] | None, concurrency: int, p
     registry = boot(settings)
     functions.load(redis.Redis.from_url(settings.redis_url))
     app = make_celery(settings)
-    runtime = WorkerRuntime(settings, registry, app)
+    runtime = WorkerRuntime(settings, registry)
     app.nf_runtime = runtime  # type: ignore[attr-defined]
     worker_process_shutdown.connect(lambda **_: runtime.shutdown(), weak=False)
     worker_process_init.connect(lambda **_: _die_with_parent(), weak=False)

@@ -40,19 +40,12 @@ def emit_status(r: redis.Redis) -> None:
     pipe.execute()
 
 
-def enqueue(r: redis.Redis, item: QueueItem, deferred: list[str] | None = None) -> None:
-    """Queue a validated run. ``deferred``: nodes whose VALIDATE_INPUTS must run again on the worker."""
-    pipe = r.pipeline()
-    pipe.set(keys.run_item(item.prompt_id), json.dumps(item.wire()))
-    if item.sensitive or deferred:
-        pipe.set(keys.run_private(item.prompt_id), json.dumps({"sensitive": item.sensitive, "deferred": deferred or []}))
-    pipe.zadd(keys.QUEUE, {item.prompt_id: item.number})
-    pipe.zcard(keys.QUEUE)
-    pipe.zcard(keys.RUNNING)
-    *_, pending, running = pipe.execute()
-    pipe = r.pipeline(transaction=False)
-    events.add(pipe, None, None, "status", events.status_data(int(pending) + int(running)))
-    pipe.execute()
+def enqueue(r: redis.Redis, item: QueueItem) -> None:
+    """Queue a validated run and tell every client the queue size (one atomic step: ``nf_enqueue``)."""
+    pid = item.prompt_id
+    private = json.dumps({"sensitive": item.sensitive, "deferred": item.deferred}) if item.sensitive or item.deferred else ""
+    r.fcall("nf_enqueue", 5, keys.run_item(pid), keys.run_private(pid), keys.QUEUE, keys.RUNNING, keys.EVENTS,
+            pid, repr(float(item.number)), json.dumps(item.wire()), private)
 
 
 def load_item(r: Any, pid: str) -> QueueItem | None:
@@ -91,21 +84,7 @@ def clear_pending(r: redis.Redis) -> None:
 
 
 def pop_admittable(r: redis.Redis, max_active: int) -> str | None:
-    """Move the head of the queue to running, if fewer than ``max_active`` runs run."""
-    with r.pipeline() as pipe:
-        while True:
-            try:
-                pipe.watch(keys.QUEUE, keys.RUNNING)
-                if int(pipe.zcard(keys.RUNNING)) >= max_active:
-                    return None
-                head = pipe.zrange(keys.QUEUE, 0, 0, withscores=True)
-                if not head:
-                    return None
-                pid, number = _s(head[0][0]), head[0][1]
-                pipe.multi()
-                pipe.zrem(keys.QUEUE, pid)
-                pipe.zadd(keys.RUNNING, {pid: number})
-                pipe.execute()
-                return pid
-            except redis.WatchError:
-                continue
+    """Move the head of the queue to running if fewer than ``max_active`` runs run, and tell every
+    client the queue size (one atomic step: ``nf_admit``). The moved run's id, or None."""
+    pid = r.fcall("nf_admit", 3, keys.QUEUE, keys.RUNNING, keys.EVENTS, str(max_active))
+    return _s(pid) if pid else None

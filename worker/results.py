@@ -32,6 +32,8 @@ log = logging.getLogger("nodefarm.results")
 LOCAL_MARK = b"L"
 WRITE_RETRIES = 3
 WAIT_POLL_S = (0.002, 0.005, 0.01, 0.02, 0.05)  # back-off of a consumer waiting for an upload
+# EXISTS of each key, in one call (a pipeline of thousands of EXISTS costs the client far more)
+EXISTS_EACH = "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('EXISTS', k) end return out"
 UPLOAD_BATCH_S = 0.005  # the writer gathers results this long, then uploads them in one round trip
 
 
@@ -46,6 +48,7 @@ class ResultStore:
         self._lock = threading.Condition()
         self._pending: OrderedDict[str, tuple[Any, Any, bool]] = OrderedDict()  # key -> (outputs, ui, local only)
         self._writer: threading.Thread | None = None
+        self._exists_script = r.register_script(EXISTS_EACH)
 
     # -- local memory ---------------------------------------------------------------------------
     def _remember(self, key: str, outputs: Any) -> None:
@@ -127,12 +130,11 @@ class ResultStore:
         return bool(found), (json.loads(ui) if ui is not None else None)
 
     def exists(self, cache_keys: list[str]) -> set[str]:
+        """Which of ``cache_keys`` have a stored result (one command, whatever their number)."""
         if not cache_keys:
             return set()
-        pipe = self.r.pipeline(transaction=False)
-        for k in cache_keys:
-            pipe.exists(keys.result(k))
-        return {k for k, n in zip(cache_keys, pipe.execute(), strict=True) if n}
+        flags = self._exists_script(keys=[keys.result(k) for k in cache_keys])
+        return {k for k, n in zip(cache_keys, flags, strict=True) if n}
 
     def get_many(
         self,

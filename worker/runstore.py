@@ -10,7 +10,7 @@ apply the pure state machine and write the difference back in one optimistic tra
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +25,15 @@ _RAW = ("key", "status", "keyq", "holders", "made")
 _INT = ("seq", "attempts")
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def _encode(part: str, value: Any) -> str:
     if part in _RAW:
         return str(value)
     if part in _INT:
         return str(int(value))
-    return json.dumps(value, separators=(",", ":"))
+    return _JSON.encode(value)
 
 
 def _decode(part: str, raw: bytes) -> Any:
@@ -42,30 +45,27 @@ def _decode(part: str, raw: bytes) -> Any:
     return json.loads(text)
 
 
-def _parts(state: RunState) -> dict[str, dict[str, Any]]:
-    """The state as the values of its hashes (meta included)."""
+def _parts(state: RunState, only: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The state as the values of its hashes (meta included); ``only``: just these hashes."""
     nodes = state.nodes
-    return {
-        "meta": {
-            "client": state.client_id or "",
-            "end": state.end or "",
-            "pending": state.pending(),
-            "outputs": state.outputs,
-        },
-        "spec": {nid: spec.to_json() for nid, spec in nodes.items()},
-        "key": {nid: spec.key for nid, spec in nodes.items()},
-        "srcs": {nid: srcs for nid, spec in nodes.items() if (srcs := spec.sources())},
-        "disp": {nid: [spec.display or nid, spec.parent, spec.real or nid] for nid, spec in nodes.items() if spec.parent},
-        "status": dict(state.status),
-        "seq": dict(state.seq),
-        "deps": {nid: list(d) for nid, d in state.deps.items() if d},
-        "waiters": {nid: list(w) for nid, w in state.waiters.items() if w},
-        "keyq": dict(state.keyq),
-        "holders": dict(state.holders),
-        "made": dict(state.made),
-        "ui": {nid: ui for nid, ui in state.ui.items() if ui},
-        "resolve": {nid: {"result": r, "sources": _link_sources(r)} for nid, r in state.resolve.items()},
+    build: dict[str, Callable[[], dict[str, Any]]] = {
+        "meta": lambda: {"client": state.client_id or "", "end": state.end or "", "pending": state.pending(),
+                         "outputs": state.outputs},
+        "spec": lambda: {nid: spec.to_json() for nid, spec in nodes.items()},
+        "key": lambda: {nid: spec.key for nid, spec in nodes.items()},
+        "srcs": lambda: {nid: srcs for nid, spec in nodes.items() if (srcs := spec.sources())},
+        "disp": lambda: {nid: [spec.display or nid, spec.parent, spec.real or nid] for nid, spec in nodes.items() if spec.parent},
+        "status": lambda: dict(state.status),
+        "seq": lambda: dict(state.seq),
+        "deps": lambda: {nid: list(d) for nid, d in state.deps.items() if d},
+        "waiters": lambda: {nid: list(w) for nid, w in state.waiters.items() if w},
+        "keyq": lambda: dict(state.keyq),
+        "holders": lambda: dict(state.holders),
+        "made": lambda: dict(state.made),
+        "ui": lambda: {nid: ui for nid, ui in state.ui.items() if ui},
+        "resolve": lambda: {nid: {"result": r, "sources": _link_sources(r)} for nid, r in state.resolve.items()},
     }
+    return {part: make() for part, make in build.items() if only is None or part in only}
 
 
 def _link_sources(result: list[Any]) -> list[str]:
@@ -136,11 +136,12 @@ def load(r: redis.Redis, pid: str) -> Loaded | None:
     return Loaded(st, values, len(executed), len(msgs))
 
 
-def write(pipe: Any, loaded: Loaded | None, state: RunState) -> None:
-    """Queue the writes that turn the stored state (``loaded``; None: nothing stored) into ``state``."""
+def write(pipe: Any, loaded: Loaded | None, state: RunState, only: Collection[str] | None = None) -> None:
+    """Queue the writes that turn the stored state (``loaded``; None: nothing stored) into ``state``
+    (``only``: just these hashes)."""
     pid = state.pid
     before = loaded.values if loaded is not None else {}
-    for part, now in _parts(state).items():
+    for part, now in _parts(state, only).items():
         old = before.get(part, {})
         changed = {k: v for k, v in now.items() if k not in old or old[k] != v}
         gone = [k for k in old if k not in now]
@@ -190,9 +191,13 @@ def transact(r: redis.Redis, pid: str, stimulus: Callable[[RunState], Step], now
                 continue
 
 
+ENDED_AT_ADMISSION = ("meta", "ui")  # with the messages: what nf_finish reads
+
+
 def create(pipe: Any, state: RunState, step: Step, now_ms: int) -> None:
-    """Queue the writes of a newly admitted run: its whole state and its first step."""
-    write(pipe, None, state)
+    """Queue the writes of a newly admitted run: its whole state and its first step (a run that
+    ended at admission, everything cached, stores only what its end needs)."""
+    write(pipe, None, state, ENDED_AT_ADMISSION if step.finish else None)
     write_step(pipe, state, step, now_ms)
 
 

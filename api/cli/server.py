@@ -9,7 +9,7 @@ import threading
 from nodes.boot import boot
 from nodes.settings import Settings
 from worker import functions
-from worker.celery_app import make_celery
+from worker.admission import Admitter
 from worker.farm import Farm
 
 log = logging.getLogger("nodefarm.api")
@@ -26,12 +26,14 @@ def build(settings: Settings) -> tuple[Farm, object, object, threading.Event]:
     shutil.rmtree(settings.temp_dir, ignore_errors=True)  # ComfyUI wipes temp at start
     settings.temp_dir.mkdir(parents=True, exist_ok=True)
     registry = boot(settings)
-    farm = Farm.connect(settings, registry, make_celery(settings))
+    farm = Farm.connect(settings, registry)
     functions.load(farm.r)
     files.seed_counters(farm.r, settings)
     files.publish_inputs(farm.r, settings)
-    app, socketio, hub = create_app(farm)
     stop = threading.Event()
+    admitter = Admitter(farm, stop)
+    app, socketio, hub = create_app(farm, admitter)
+    admitter.start()
     live.start_relay(settings, hub, socketio, stop)
     files.start_lander(settings, stop)
     return farm, app, socketio, stop

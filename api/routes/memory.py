@@ -11,7 +11,7 @@ from worker import keys
 
 bp = Blueprint("memory", __name__)
 
-FREE_FLAGS = keys.PREFIX + "free"  # HASH of the last POST /free flags, for workers to act on
+FREE_FLAGS = keys.FREE_FLAGS
 
 
 @twin(bp, "/free", methods=["POST"])

@@ -6,10 +6,10 @@ import uuid
 
 from flask import Blueprint, Response
 
-from api.routing import body_json, empty, farm, json_response, twin
+from api.routing import admitter, body_json, empty, farm, json_response, twin
 from nodes.core.item import QueueItem
 from nodes.core.validation import validate_prompt
-from worker import admission, prompt_queue
+from worker import prompt_queue
 from worker.cancel import interrupt as interrupt_runs
 
 bp = Blueprint("prompt", __name__)
@@ -60,8 +60,9 @@ def post_prompt() -> Response:
     if "client_id" in body:
         extra_data["client_id"] = body["client_id"]
     item = QueueItem.submitted(number, pid, prompt, extra_data, result.outputs)
-    prompt_queue.enqueue(f.r, item, deferred=sorted(result.deferred_validation))
-    admission.admit_next(f)
+    item.deferred = sorted(result.deferred_validation)
+    prompt_queue.enqueue(f.r, item)
+    admitter().kick(item)
     return json_response({"prompt_id": pid, "number": number, "node_errors": result.node_errors})
 
 

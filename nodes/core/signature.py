@@ -32,6 +32,7 @@ class _Unhashable(Exception):
 
 
 _PLAIN = (str, bool, int, type(None))
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # one encoder, not one per node
 
 
 def _canon(value: Any) -> Any:
@@ -73,8 +74,13 @@ def compute_keys(
     def unique_key(tag: str) -> str:
         return UNIQUE + hashlib.sha256(f"{run_id}/{tag}".encode()).hexdigest()
 
+    links: dict[str, list[str]] = {}
+
     def sources(nid: str) -> list[str]:
-        return [v[0] for v in graph[nid].get("inputs", {}).values() if is_link(v)]
+        found = links.get(nid)
+        if found is None:
+            found = links[nid] = [v[0] for v in graph[nid].get("inputs", {}).values() if is_link(v)]
+        return found
 
     def key_of(nid: str) -> str:
         node = graph[nid]
@@ -108,7 +114,7 @@ def compute_keys(
             parts.append(["salt", salt])
         if unique:
             return unique_key(nid)
-        return hashlib.sha256(json.dumps(parts, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(_CANONICAL.encode(parts).encode()).hexdigest()
 
     visiting: set[str] = set()
     for root in graph:

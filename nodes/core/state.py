@@ -336,13 +336,12 @@ def _class_of(state: RunState, nid: str) -> str:
 
 
 def admit(state: RunState, cached: Iterable[str], cached_ui: Mapping[str, Any], now_ms: int) -> Step:
-    """Start the run: execution_start, execution_cached, and the first ready nodes."""
+    """Start the run: execution_start, execution_cached (``cached``, in prompt order), and the first
+    ready nodes. A run whose outputs are all cached ends here, and needs specs of its outputs only."""
     step = Step()
     pid = state.pid
-    hits = set(cached)
-    for nid in state.nodes:
-        if nid in hits:
-            state.status[nid] = CACHED
+    for nid in cached:
+        state.status[nid] = CACHED
     start = {"prompt_id": pid, "timestamp": now_ms}
     cached_msg = {"nodes": state.cached(), "prompt_id": pid, "timestamp": now_ms}
     state.msgs += [["execution_start", start], ["execution_cached", cached_msg]]

@@ -255,6 +255,9 @@ class _Validator:
         self.deferred: dict[str, list[ErrorDict]] = {}
         self.in_progress: set[str] = set()
         self.awaits = _AwaitRunner()
+        self._plans: dict[type, tuple[dict[str, Any], CustomValidator | None, list[tuple[str, Any, str, dict, list]]]] = {}
+        self._outputs: dict[type, tuple[Any, ...]] = {}
+        self._matches: dict[tuple[str, str], bool] = {}
 
     # ---- the walk: generators instead of recursion, so depth is unbounded -----------------------
 
@@ -307,6 +310,37 @@ class _Validator:
             raise KeyError(class_type)
         return cls
 
+    def _plan(self, cls: type) -> tuple[dict[str, Any], CustomValidator | None, list[tuple[str, Any, str, dict, list]]]:
+        """What validating a node of ``cls`` needs of the class, worked out once per class:
+        its INPUT_TYPES, its custom validator, and ``(name, type, section, options, config)`` of
+        each declared input."""
+        plan = self._plans.get(cls)
+        if plan is None:
+            types = input_types(cls)
+            inputs = []
+            for name in declared_inputs(cls, types):
+                info = input_info(cls, name, types)
+                assert info is not None
+                input_type, section, options = info
+                inputs.append((name, input_type, section, options, [input_type, options]))
+            plan = self._plans[cls] = (types, custom_validator(cls), inputs)
+        return plan
+
+    def _returns(self, cls: type) -> tuple[Any, ...]:
+        outputs = self._outputs.get(cls)
+        if outputs is None:
+            outputs = self._outputs[cls] = return_types(cls)
+        return outputs
+
+    def _match(self, received: Any, input_type: Any) -> bool:
+        if not (isinstance(received, str) and isinstance(input_type, str)):
+            return types_match(received, input_type)
+        pair = (received, input_type)
+        hit = self._matches.get(pair)
+        if hit is None:
+            hit = self._matches[pair] = types_match(received, input_type)
+        return hit
+
     def _check(self, node_id: str) -> Generator[str, Verdict | None, Verdict]:
         node = self.prompt[node_id]
         inputs = node.get("inputs")
@@ -315,19 +349,14 @@ class _Validator:
         if not isinstance(inputs, dict):
             raise TypeError(f"inputs of node '{node_id}' must be an object")
         cls = self._class_of(node_id)
-        types = input_types(cls)
-        validator = custom_validator(cls)
+        types, validator, plan = self._plan(cls)
         errors: list[ErrorDict] = []
         valid = True
         received_types: dict[str, Any] = {}
         deps = self.deps.setdefault(node_id, [])
         skip_type_check = validator is not None and "input_types" in validator.arg_names
 
-        for name in declared_inputs(cls, types):
-            info = input_info(cls, name, types)
-            assert info is not None
-            input_type, section, options = info
-            input_config = [input_type, options]
+        for name, input_type, section, options, input_config in plan:
             if name not in inputs:
                 if section == "required":
                     errors.append(
@@ -358,10 +387,10 @@ class _Validator:
                     continue
                 src_id = value[0]
                 src_class = self.prompt[src_id]["class_type"]
-                outputs = return_types(self._class_of(src_id))
+                outputs = self._returns(self._class_of(src_id))
                 received = outputs[_socket(src_id, src_class, value[1], outputs)]
                 received_types[name] = received
-                if not skip_type_check and not types_match(received, input_type):
+                if not skip_type_check and not self._match(received, input_type):
                     errors.append(
                         {
                             "type": "return_type_mismatch",
