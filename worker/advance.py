@@ -24,8 +24,9 @@ def now_ms() -> int:
 def advance(farm: Farm, pid: str, nid: str, seq: int | None, outcome: Outcome) -> None:
     """Apply ``outcome`` of node ``nid`` (dispatch ``seq``; None: whatever dispatch is live) to run ``pid``."""
     if isinstance(outcome, Done) and seq is not None:
-        got = functions.done(farm.r, pid, nid, seq, farm.settings.worker_name, now_ms(),
-                             ran=outcome.ran, holder=outcome.holder, ui=outcome.ui)
+        got = functions.done(farm.r, pid, nid, seq, farm.settings.worker_name, now_ms(), ran=outcome.ran,
+                             holder=outcome.holder, ui=outcome.ui, nbytes=outcome.nbytes,
+                             alive_after=time.time() - 3 * farm.settings.heartbeat_s)
         if got.finished:
             admission.run_ended(farm, pid)
         return

@@ -109,8 +109,9 @@ local function publish(pid, nid, seq, holder)
   redis.call('LPUSH', queue, message)
 end
 
--- state.py _dispatch: queue a ready node, unless an identical one (same cache key) is queued
-local function dispatch(keys, pid, nid, out)
+-- state.py _dispatch: queue a ready node, unless an identical one (same cache key) is queued.
+-- alive_after (unix s): a worker whose heartbeat is older is taken for dead (no preference for it).
+local function dispatch(keys, pid, nid, out, alive_after)
   local key = redis.call('HGET', keys[K.key], nid)
   if string.sub(key, 1, 2) ~= 'u:' then
     local other = redis.call('HGET', keys[K.keyq], key)
@@ -124,13 +125,25 @@ local function dispatch(keys, pid, nid, out)
   redis.call('HSET', keys[K.status], nid, 'q')
   redis.call('HDEL', keys[K.deps], nid)
   local seq = redis.call('HINCRBY', keys[K.seq], nid, 1)
-  -- state.py route: the worker holding an input only in memory, else any worker
+  -- state.py route: the worker holding an input only in memory, else any worker ...
   local holder = ''
   local srcs = redis.call('HGET', keys[K.srcs], nid)
-  if srcs then
-    for _, src in ipairs(cjson.decode(srcs)) do
-      local h = redis.call('HGET', keys[K.holders], src)
-      if h then holder = h break end
+  local sources = srcs and cjson.decode(srcs) or {}
+  for _, src in ipairs(sources) do
+    local h = redis.call('HGET', keys[K.holders], src)
+    if h then holder = h break end
+  end
+  -- ... and, beyond it, locality: the live worker holding a big input, when nothing waits in its queue
+  if holder == '' then
+    for _, src in ipairs(sources) do
+      local w = redis.call('HGET', keys[K.near], src)
+      if w then
+        local beat = redis.call('ZSCORE', keys[K.workers], w)
+        if beat and tonumber(beat) >= alive_after and redis.call('LLEN', WORKER_QUEUE_PREFIX .. w) == 0 then
+          holder = w
+        end
+        break
+      end
     end
   end
   out[#out + 1] = {nid, tostring(seq), holder}
@@ -201,13 +214,14 @@ local function nf_start(keys, args)
 end
 
 -- state.py _complete: a node is done; what waited for it is dispatched, identical nodes are done too
-local function complete(keys, pid, client, nid, ran, holder, worker, ui, now, out)
+local function complete(keys, pid, client, nid, ran, holder, worker, near, ui, now, alive_after, out)
   local key = redis.call('HGET', keys[K.key], nid)
   if redis.call('HGET', keys[K.keyq], key) == nid then redis.call('HDEL', keys[K.keyq], key) end
   redis.call('HSET', keys[K.status], nid, 'd')
   redis.call('HINCRBY', keys[K.meta], 'pending', -1)
   if holder ~= '' then redis.call('HSET', keys[K.holders], nid, holder) end
   if worker ~= '' then redis.call('HSET', keys[K.made], nid, worker) end
+  if near ~= '' then redis.call('HSET', keys[K.near], nid, near) end
   if ran == '1' then
     redis.call('RPUSH', keys[K.executed], nid)
     if string.sub(key, 1, 2) ~= 'u:' then redis.call('ZADD', keys[K.computed], now, key) end
@@ -232,9 +246,9 @@ local function complete(keys, pid, client, nid, ran, holder, worker, ui, now, ou
           redis.call('HDEL', keys[K.deps], waiter)
           if redis.call('HGET', keys[K.status], waiter) == 'w' then
             if string.sub(key, 1, 2) ~= 'u:' and redis.call('HGET', keys[K.key], waiter) == key then
-              complete(keys, pid, client, waiter, '0', holder, worker, ui, now, out)
+              complete(keys, pid, client, waiter, '0', holder, worker, near, ui, now, alive_after, out)
             else
-              dispatch(keys, pid, waiter, out)
+              dispatch(keys, pid, waiter, out, alive_after)
             end
           end
         else
@@ -245,16 +259,18 @@ local function complete(keys, pid, client, nid, ran, holder, worker, ui, now, ou
   end
 end
 
--- nf_done(KEYS, pid, nid, seq, now ms, ran 0|1, holder, ui JSON or "", worker)
+-- nf_done(KEYS, pid, nid, seq, now ms, ran 0|1, holder, ui JSON or "", worker, result bytes, alive after (unix s))
 -- -> {0} when not the live dispatch, else {1, finished 0|1, {{nid, seq, holder}, ...}}
 local function nf_done(keys, args)
   local pid, nid, seq, now, ran, holder, ui, worker = args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8]
+  local nbytes, alive_after = tonumber(args[9]), tonumber(args[10])
   local client = live(keys)
   if not client or not is_current(keys, nid, seq) then return {0} end
   redis.call('HDEL', keys[K.worker_running], pid .. ' ' .. nid)
   redis.call('HINCRBY', keys[K.meta], 'ver', 1)
   local out = {}
-  complete(keys, pid, client, nid, ran, holder, ran == '1' and worker or '', ui, now, out)
+  local made = ran == '1' and worker or ''
+  complete(keys, pid, client, nid, ran, holder, made, nbytes >= BIG_RESULT and made or '', ui, now, alive_after, out)
   if tonumber(redis.call('HGET', keys[K.meta], 'pending')) <= 0 then
     local data = '{"prompt_id":' .. J(pid) .. ',"timestamp":' .. now .. '}'
     redis.call('RPUSH', keys[K.msgs], '["execution_success",' .. data .. ']')

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from nodes.core.state import BIG_RESULT
 from worker import events, keys
 
 STATE_TTL_S = 3600  # a finished run's state lingers this long (late duplicate tasks find it ended)
@@ -36,6 +37,7 @@ def source() -> str:
         f"local EVENTS_TTL = {EVENTS_TTL_S}",
         f"local COMPUTED_TTL = {COMPUTED_TTL_S}",
         f"local MESSAGE_SEQ = '{keys.MESSAGE_SEQ}'",
+        f"local BIG_RESULT = {BIG_RESULT}",
         f"local NODE_TASK = '{keys.NODE_TASK}'",
         f"local SHARED_QUEUE = '{keys.SHARED_QUEUE}'",
         f"local WORKER_QUEUE_PREFIX = '{keys.WORKER_QUEUE_PREFIX}'",
@@ -113,9 +115,14 @@ def done(
     ran: bool,
     holder: str | None,
     ui: Any,
+    nbytes: int = 0,
+    alive_after: float = 0.0,
 ) -> DoneResult:
-    """Apply ``Done`` to the run in one call (the mirror of ``nodes.core.state.node_done``)."""
-    args = [pid, nid, str(seq), str(now_ms), "1" if ran else "0", holder or "", events.encode_data(ui) if ui else "", worker]
+    """Apply ``Done`` to the run in one call (the mirror of ``nodes.core.state.node_done``).
+
+    ``alive_after``: a worker whose last heartbeat (unix s) is older counts as dead for routing."""
+    args = [pid, nid, str(seq), str(now_ms), "1" if ran else "0", holder or "", events.encode_data(ui) if ui else "", worker,
+            str(nbytes), repr(float(alive_after))]
     got = r.fcall("nf_done", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
                   *keys.function_keys(pid, worker), *args)
     if not got or int(got[0]) != 1:

@@ -85,6 +85,12 @@ def reap(r: redis.Redis, settings: Settings) -> list[str]:
             continue  # ourselves, or another worker claimed it first
         running = r.hgetall(keys.worker_running(name))
         r.delete(keys.worker_running(name))
+        # tasks waiting in its private queue go to the others (an input only it held is recomputed)
+        moved = 0
+        while r.lmove(keys.worker_queue(name), keys.SHARED_QUEUE, "RIGHT", "LEFT") is not None:
+            moved += 1
+        if moved:
+            log.warning("worker %s died with %d tasks in its queue; moved them to the shared queue", name, moved)
         for payload in running.values():
             pid, nid, seq = json.loads(payload)[:3]
             log.warning("worker %s died while running node %s of %s; re-sending it", name, nid, pid)

@@ -41,6 +41,7 @@ RUN_STATE_PARTS = (
     "keyq",  # HASH cache key -> node queued with it
     "holders",  # HASH node -> worker whose memory alone holds its result
     "made",  # HASH node -> worker that computed it (its upload may be in flight)
+    "near",  # HASH node -> worker holding its big result (consumers prefer it)
     "ui",  # HASH output node -> ui JSON
     "resolve",  # HASH expanded node -> JSON {"result", "sources"}
     "executed",  # LIST nodes that ran, in order
@@ -124,7 +125,8 @@ def result_ui(key: str) -> str:
 # --- Redis Functions (worker/functions.lua) ---------------------------------------------------
 # KEYS of every run function: the run's state parts, then these, in this order.
 FUNCTION_EXTRA_KEYS = (
-    "item", "run_events", "cancel", "events", "history", "history_entry", "queue", "running", "computed", "worker_running",
+    "item", "run_events", "cancel", "events", "history", "history_entry", "queue", "running", "computed", "workers",
+    "worker_running",
 )
 
 
@@ -139,6 +141,7 @@ def function_keys(pid: str, worker: str = "") -> list[str]:
         "queue": QUEUE,
         "running": RUNNING,
         "computed": COMPUTED,
+        "workers": WORKERS,
         "worker_running": worker_running(worker) if worker else run_part(pid, "noworker"),
     }
     return run_state_keys(pid) + [extra[name] for name in FUNCTION_EXTRA_KEYS]

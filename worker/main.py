@@ -71,10 +71,10 @@ def run_worker(settings: Settings, queues: list[str] | None, concurrency: int, p
     worker_process_init.connect(lambda **_: cores.apply(settings, concurrency), weak=False)
     if pool != "prefork":  # no pool child: this process runs the nodes
         cores.apply(settings)
-    wanted = list(queues or [keys.SHARED_QUEUE])
+    # its private queue first: with the "priority" queue order (worker/celery_app.py) a worker takes
+    # what only it can run, or what it was given for locality, before anything from the shared queue
     private = keys.worker_queue(settings.worker_name)
-    if private not in wanted:
-        wanted.append(private)
+    wanted = [private] + [q for q in (queues or [keys.SHARED_QUEUE]) if q != private]
     stop = threading.Event()
     heartbeat.start(settings, app, stop)
     argv = [

@@ -21,7 +21,7 @@ from nodes.core.state import NodeSpec, RunState, Step
 from worker import dispatch, events, functions, keys
 
 # how each hash stores its values: raw strings, integers, or JSON
-_RAW = ("key", "status", "keyq", "holders", "made")
+_RAW = ("key", "status", "keyq", "holders", "made", "near")
 _INT = ("seq", "attempts")
 
 
@@ -62,6 +62,7 @@ def _parts(state: RunState, only: Collection[str] | None = None) -> dict[str, di
         "keyq": lambda: dict(state.keyq),
         "holders": lambda: dict(state.holders),
         "made": lambda: dict(state.made),
+        "near": lambda: dict(state.near),
         "ui": lambda: {nid: ui for nid, ui in state.ui.items() if ui},
         "resolve": lambda: {nid: {"result": r, "sources": _link_sources(r)} for nid, r in state.resolve.items()},
     }
@@ -84,7 +85,7 @@ def _meta_encode(name: str, value: Any) -> str:
     return json.dumps(value) if kind == "json" else str(value)
 
 
-HASHES = ("spec", "key", "srcs", "disp", "status", "seq", "deps", "waiters", "keyq", "holders", "made", "ui", "resolve")
+HASHES = ("spec", "key", "srcs", "disp", "status", "seq", "deps", "waiters", "keyq", "holders", "made", "near", "ui", "resolve")
 
 
 @dataclass
@@ -125,6 +126,7 @@ def load(r: redis.Redis, pid: str) -> Loaded | None:
         keyq=dict(values["keyq"]),
         holders=dict(values["holders"]),
         made=dict(values["made"]),
+        near=dict(values["near"]),
         ui=dict(values["ui"]),
         resolve={nid: r["result"] for nid, r in values["resolve"].items()},
         executed=executed,

@@ -39,7 +39,7 @@ from nodes.core.state import (
     display_id,
     execution_error,
 )
-from worker import context, events, expansion, files, functions, keys, lazy, prompt_queue, runstore
+from worker import codec, context, events, expansion, files, functions, keys, lazy, prompt_queue, runstore
 from worker.advance import advance
 from worker.context import NodeContext
 from worker.errors import ResultLost
@@ -122,7 +122,8 @@ def _store(farm: Farm, key: str, result: CallResult) -> Done:
     farm.cache.stored(key)
     if result.ui:
         files.ship_ui_files(farm, result.ui)
-    return Done(ui=result.ui, holder=farm.settings.worker_name if local_only else None, worker=farm.settings.worker_name)
+    return Done(ui=result.ui, holder=farm.settings.worker_name if local_only else None, worker=farm.settings.worker_name,
+                nbytes=codec.nbytes(result.outputs))
 
 
 def _validate_deferred(cls: type, data: dict[str, list[Any]]) -> Failed | None:

@@ -27,6 +27,7 @@ from nodes.core.graph import NodeFacts, links, needed_nodes, walk_links
 from nodes.core.signature import is_unique
 
 WAITING, QUEUED, DONE, CACHED = "w", "q", "d", "c"
+BIG_RESULT = 1 << 20  # bytes: a result this big is cheaper to use where it is than to move
 FINISHED = (DONE, CACHED)
 ACTIVE = (WAITING, QUEUED)
 
@@ -120,6 +121,7 @@ class RunState:
     keyq: dict[str, str] = field(default_factory=dict)  # cache key -> the node queued with it
     holders: dict[str, str] = field(default_factory=dict)  # node -> the worker whose memory alone holds it
     made: dict[str, str] = field(default_factory=dict)  # node -> the worker that computed it (may still be uploading it)
+    near: dict[str, str] = field(default_factory=dict)  # node -> the worker holding its big result: consumers prefer it
     ui: dict[str, Any] = field(default_factory=dict)  # output node -> its ui (cached or produced)
     resolve: dict[str, list[Any]] = field(default_factory=dict)  # expanded node -> its result links
     executed: list[str] = field(default_factory=list)  # nodes that ran, in completion order
@@ -166,6 +168,7 @@ class Done:
     ran: bool = True
     holder: str | None = None
     worker: str | None = None
+    nbytes: int = 0  # size of the result; a big one draws its consumers to the worker that holds it
 
 
 @dataclass
@@ -214,7 +217,7 @@ def apply(state: RunState, nid: str, outcome: Outcome, now_ms: int, seq: int | N
         return Step()
     if isinstance(outcome, Done):
         return node_done(state, nid, ui=outcome.ui, ran=outcome.ran, holder=outcome.holder, worker=outcome.worker,
-                         now_ms=now_ms)
+                         nbytes=outcome.nbytes, now_ms=now_ms)
     if isinstance(outcome, Pending):
         return node_pending(state, nid, outcome.need, now_ms)
     if isinstance(outcome, Expanded):
@@ -368,6 +371,7 @@ def node_done(
     ran: bool = True,
     holder: str | None = None,
     worker: str | None = None,
+    nbytes: int = 0,
     now_ms: int = 0,
 ) -> Step:
     """A node finished (ran, or found its result stored): dispatch what it unblocked.
@@ -378,18 +382,23 @@ def node_done(
     step = Step()
     if not _current(state, nid, None):
         return step
-    _complete(state, step, nid, ui=ui, ran=ran, holder=holder, worker=worker if ran else None)
+    made = worker if ran else None
+    _complete(state, step, nid, ui=ui, ran=ran, holder=holder, worker=made, near=made if nbytes >= BIG_RESULT else None)
     _maybe_finish(state, step, now_ms)
     return step
 
 
-def _complete(state: RunState, step: Step, nid: str, *, ui: Any, ran: bool, holder: str | None, worker: str | None) -> None:
+def _complete(
+    state: RunState, step: Step, nid: str, *, ui: Any, ran: bool, holder: str | None, worker: str | None, near: str | None
+) -> None:
     key = state.nodes[nid].key
     _set_status(state, nid, DONE)
     if holder:
         state.holders[nid] = holder
     if worker:
         state.made[nid] = worker
+    if near:
+        state.near[nid] = near
     if ran:
         state.executed.append(nid)
     if ui:
@@ -403,7 +412,7 @@ def _complete(state: RunState, step: Step, nid: str, *, ui: Any, ran: bool, hold
                 del state.deps[waiter]
                 if state.status.get(waiter) == WAITING:
                     if state.nodes[waiter].key == key and not is_unique(key):  # an identical node
-                        _complete(state, step, waiter, ui=ui, ran=False, holder=holder, worker=worker)
+                        _complete(state, step, waiter, ui=ui, ran=False, holder=holder, worker=worker, near=near)
                     else:
                         _dispatch(state, waiter, step)
 
@@ -499,13 +508,17 @@ def lost_inputs(state: RunState, nid: str, lost: list[str]) -> Step:
         state.status.pop(src, None)
         state.holders.pop(src, None)
         state.made.pop(src, None)
+        state.near.pop(src, None)
     _schedule(state, lost, step, waiter=nid)
     _maybe_dispatch_waiter(state, nid, step)
     return step
 
 
 def route(state: RunState, nid: str) -> str | None:
-    """The worker a node must run on (it holds an input only in memory), or None for any worker."""
+    """The worker a node must run on (it holds an input only in memory), or None for any worker.
+
+    (``nf_dispatch`` in Redis adds a preference this pure function cannot know about: a node whose
+    input is big goes to the live worker that holds it when that worker has nothing queued.)"""
     for src in state.nodes[nid].sources():
         if src in state.holders:
             return state.holders[src]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ def stored(r: redis.Redis, pid: str) -> dict[str, Any]:
     st = loaded.state
     return {
         "status": st.status, "seq": st.seq, "deps": st.deps, "waiters": st.waiters, "keyq": st.keyq,
-        "holders": st.holders, "made": st.made, "ui": st.ui, "executed": st.executed, "end": st.end, "msgs": st.msgs,
+        "holders": st.holders, "made": st.made, "near": st.near, "ui": st.ui, "executed": st.executed, "end": st.end,
+        "msgs": st.msgs,
         "pending": loaded.values["meta"]["pending"],
     }
 
@@ -68,7 +70,8 @@ def expected(st: RunState) -> dict[str, Any]:
     return {
         "status": st.status, "seq": st.seq, "deps": {k: v for k, v in st.deps.items() if v},
         "waiters": {k: v for k, v in st.waiters.items() if v}, "keyq": st.keyq, "holders": st.holders,
-        "made": st.made, "ui": st.ui, "executed": st.executed, "end": st.end, "msgs": st.msgs, "pending": st.pending(),
+        "made": st.made, "near": st.near, "ui": st.ui, "executed": st.executed, "end": st.end, "msgs": st.msgs,
+        "pending": st.pending(),
     }
 
 
@@ -125,8 +128,9 @@ def test_nf_done_mirrors_node_done_on_random_graphs(r: redis.Redis, seed: int) -
         holder = rng.choice([None, None, "w1@h", "w2@h"])
         ui = {"text": [nid]} if pure.nodes[nid].output else None
         ran = rng.random() < 0.8
-        step = state.node_done(pure, nid, ui=ui, ran=ran, holder=holder, worker="w1@h", now_ms=100 + steps)
-        got = functions.done(r, pid, nid, seq, "w1@h", 100 + steps, ran=ran, holder=holder, ui=ui)
+        nbytes = rng.choice([0, 100, state.BIG_RESULT])  # w1@h beats no heartbeat: no locality preference here
+        step = state.node_done(pure, nid, ui=ui, ran=ran, holder=holder, worker="w1@h", nbytes=nbytes, now_ms=100 + steps)
+        got = functions.done(r, pid, nid, seq, "w1@h", 100 + steps, ran=ran, holder=holder, ui=ui, nbytes=nbytes)
         assert got.applied
         assert got.dispatch == [(d, pure.seq[d], state.route(pure, d) or "") for d in step.dispatch]
         assert published(r, pid) == sorted(
@@ -213,3 +217,31 @@ def test_a_run_ended_by_a_python_step_is_finished_by_nf_finish(r: redis.Redis) -
     sent, _ = run_events(r, pid, "0")
     assert [t for t, _ in sent][-3:] == ["execution_error", "status", "executing"]
     assert not functions.done(r, pid, "a", 1, "w", 8, ran=True, holder=None, ui=None).applied
+
+
+def test_consumers_of_a_big_result_prefer_the_live_worker_that_holds_it(r: redis.Redis) -> None:
+    """Locality: a big result draws one consumer to its worker's queue (while that queue is empty and
+    the worker alive); the others of a fan-out go to the shared queue, so no worker idles."""
+    pid = "near-run"
+    nodes = {"src": NodeSpec("N", {"v": 1}, "k-src")}
+    for i in range(3):
+        nodes[f"c{i}"] = NodeSpec("N", {"x": ["src", 0], "i": i}, f"k-c{i}", output=True)
+    pure = RunState(pid, None, [f"c{i}" for i in range(3)], nodes=nodes)
+    admit(r, pure)
+    published(r, pid)
+    r.zadd(keys.WORKERS, {"big@h": time.time()})
+    got = functions.done(r, pid, "src", 1, "big@h", 5, ran=True, holder=None, ui=None, nbytes=state.BIG_RESULT,
+                         alive_after=time.time() - 10)
+    assert [h for _n, _s, h in got.dispatch] == ["big@h", "", ""]
+    first = got.dispatch[0][0]
+    assert published(r, pid) == sorted((f"c{i}", 1, keys.worker_queue("big@h") if f"c{i}" == first else keys.SHARED_QUEUE)
+                                       for i in range(3))
+    # a worker whose heartbeat is stale gets no preference
+    other = RunState("near-run-2", None, ["d"], nodes={"s2": NodeSpec("N", {"v": 2}, "k-s2"),
+                                                      "d": NodeSpec("N", {"x": ["s2", 0]}, "k-d", output=True)})
+    admit(r, other)
+    published(r, "near-run-2")
+    r.zadd(keys.WORKERS, {"old@h": time.time() - 60})
+    got = functions.done(r, "near-run-2", "s2", 1, "old@h", 5, ran=True, holder=None, ui=None, nbytes=state.BIG_RESULT,
+                         alive_after=time.time() - 10)
+    assert got.dispatch == [("d", 1, "")]
