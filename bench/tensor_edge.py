@@ -55,7 +55,7 @@ import torch  # noqa: E402
 
 from bench.chain import CpuMeter, environment, wait_history  # noqa: E402
 from tests.farm import TEST_NODES, Farm  # noqa: E402
-from worker.results import ResultStore  # noqa: E402
+from worker import results  # noqa: E402
 
 BIG = (2048, 2731)  # [1, H, W, 3] float32: 67,117,056 bytes = 64.0 MiB (3 channels cannot make exactly 2**26)
 TINY = (8, 11)  # 1,056 bytes
@@ -207,8 +207,8 @@ def store_figures(url: str, reps: int) -> dict[str, list[float]]:
         r.delete(raw_key)
 
         key = f"bench-tensor-edge-{uuid.uuid4().hex}"
-        writer = ResultStore(r, "bench-writer", 2 * image.nbytes)
-        reader = ResultStore(r, "bench-reader", 2 * image.nbytes)
+        writer = results.connect(url, "bench-writer", 2 * image.nbytes)  # as the farm's workers build it
+        reader = results.connect(url, "bench-reader", 2 * image.nbytes)
         t3 = time.perf_counter()
         writer.put(key, [[image]], None)
         t4 = time.perf_counter()

@@ -1,10 +1,17 @@
 """Node values to bytes and back, without pickle.
 
 A value tree (None, bool, int, float, str, list, tuple, str-keyed dict, torch tensors, numpy arrays,
-ExecutionBlocker) becomes JSON with tagged containers; tensors travel in a safetensors body with
-the JSON tree in its ``__metadata__``. Format: ``b"J" + json`` when the tree holds no tensor,
-``b"S" + safetensors`` otherwise. Anything else raises :class:`NotSerializable`, and the value
-stays in the producing worker's memory.
+ExecutionBlocker) becomes JSON with tagged containers. Formats:
+
+* ``b"J" + json`` when the tree holds no tensor;
+* ``b"R" + <8-byte LE header length> + header JSON + raw tensor bytes`` otherwise: the header is
+  ``{"tree": ..., "tensors": {name: [dtype, shape, offset, nbytes]}}``, offsets relative to the data
+  part, which starts 64-byte aligned. Encoding copies each tensor once, into the one buffer that
+  goes to Redis (:func:`encode_buffer`, sent without further copies); decoding copies nothing:
+  tensors are views of the received bytes (a consumer that writes into an input writes into the
+  worker's cached copy, as ComfyUI's in-memory cache behaves).
+
+Anything else raises :class:`NotSerializable`, and the value stays in the producing worker's memory.
 
 Tags: ``{"d": {...}}`` dict, ``{"u": [...]}`` tuple, ``{"t": "i"}`` torch tensor i,
 ``{"n": "i"}`` numpy array i, ``{"b": msg}`` ExecutionBlocker; lists and scalars are plain JSON.
@@ -12,16 +19,18 @@ Tags: ``{"d": {...}}`` dict, ``{"u": [...]}`` tuple, ``{"t": "i"}`` torch tensor
 
 from __future__ import annotations
 
+import ctypes
 import json
 import struct
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from worker.errors import NotSerializable
+
+ALIGN = 64
 
 
 def _blocker_type() -> type:
@@ -40,7 +49,7 @@ class _Encoder:
         t = t.detach()
         if t.device.type != "cpu":
             t = t.cpu()
-        self.tensors[name] = t.contiguous().clone() if not t.is_contiguous() or t.storage_offset() else t
+        self.tensors[name] = t.contiguous()
         return {tag: name}
 
     def enc(self, v: Any) -> Any:
@@ -66,34 +75,54 @@ class _Encoder:
 
 
 def encode(value: Any) -> bytes:
+    return bytes(encode_buffer(value))
+
+
+def encode_buffer(value: Any) -> bytes | memoryview:
+    """``value`` encoded; tensor payloads as a memoryview of one buffer (Redis clients send it as is)."""
     encoder = _Encoder()
-    tree = json.dumps(encoder.enc(value), separators=(",", ":"))
+    tree = encoder.enc(value)
     if not encoder.tensors:
-        return b"J" + tree.encode()
-    # safetensors refuses tensors sharing storage; give each its own when they do.
-    seen: set[int] = set()
+        return b"J" + json.dumps(tree, separators=(",", ":")).encode()
+    table: dict[str, list[Any]] = {}
+    offset = 0
     for name, t in encoder.tensors.items():
-        ptr = t.untyped_storage().data_ptr() if t.numel() else -1
-        if ptr in seen:
-            encoder.tensors[name] = t.clone()
-        elif ptr != -1:
-            seen.add(ptr)
-    return b"S" + st_save(encoder.tensors, metadata={"nf": tree})
-
-
-def _metadata(body: bytes) -> dict:
-    (n,) = struct.unpack("<Q", body[:8])
-    header = json.loads(body[8 : 8 + n])
-    return header.get("__metadata__") or {}
+        n = t.element_size() * t.numel()
+        table[name] = [str(t.dtype).removeprefix("torch."), list(t.shape), offset, n]
+        offset += -(-n // ALIGN) * ALIGN
+    header = json.dumps({"tree": tree, "tensors": table}, separators=(",", ":")).encode()
+    start = -(-(9 + len(header)) // ALIGN) * ALIGN
+    # np.empty: no zero-filling pass over 64 MB with the GIL held (a bytearray would do one)
+    buf = np.empty(start + offset, dtype=np.uint8)
+    head = b"R" + struct.pack("<Q", len(header)) + header
+    base = buf.ctypes.data
+    ctypes.memmove(base, head, len(head))
+    for name, t in encoder.tensors.items():
+        _dtype, _shape, off, n = table[name]
+        if n:  # ctypes calls release the GIL: a 64 MB copy here does not stall the node running meanwhile
+            ctypes.memmove(base + start + off, t.data_ptr(), n)
+    return memoryview(buf)  # type: ignore[arg-type]  # numpy arrays are buffers
 
 
 def decode(data: bytes) -> Any:
-    kind, body = data[:1], data[1:]
+    kind = data[:1]
     if kind == b"J":
-        return _decode_tree(json.loads(body), {})
-    if kind == b"S":
-        tree = json.loads(_metadata(body)["nf"])
-        return _decode_tree(tree, st_load(body))
+        return _decode_tree(json.loads(data[1:]), {})
+    if kind == b"R":
+        (n,) = struct.unpack("<Q", data[1:9])
+        header = json.loads(data[9 : 9 + n])
+        start = -(-(9 + n) // ALIGN) * ALIGN
+        tensors: dict[str, torch.Tensor] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # views of the received bytes: no copy
+            for name, (dtype, shape, off, size) in header["tensors"].items():
+                kind_ = getattr(torch, dtype)
+                if size:
+                    raw = torch.frombuffer(data, dtype=torch.uint8, count=size, offset=start + off)
+                    tensors[name] = raw.view(kind_).reshape(shape)
+                else:
+                    tensors[name] = torch.empty(shape, dtype=kind_)
+        return _decode_tree(header["tree"], tensors)
     raise ValueError("not a nodefarm value")
 
 

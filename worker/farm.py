@@ -14,7 +14,7 @@ import redis
 
 from nodes.registry import NodeRegistry
 from nodes.settings import Settings
-from worker import keys
+from worker import keys, results
 from worker.cache import CachePolicy
 from worker.results import ResultStore
 
@@ -38,13 +38,13 @@ class Farm:
     @classmethod
     def connect(cls, settings: Settings, registry: NodeRegistry) -> Farm:
         r = redis.Redis.from_url(settings.redis_url)
-        rr = redis.Redis.from_url(settings.result_redis_url or settings.redis_url)
-        store = ResultStore(rr, settings.worker_name, settings.worker_cache_mb * 1024 * 1024)
+        store = results.connect(settings.result_redis_url or settings.redis_url, settings.worker_name,
+                                settings.worker_cache_mb * 1024 * 1024)
         return cls(
             settings=settings,
             registry=registry,
             r=r,
-            rr=rr,
+            rr=store.r,
             store=store,
             cache=CachePolicy(settings.cache_mode, settings.cache_lru_size, r, store),
         )

@@ -31,15 +31,21 @@ log = logging.getLogger("nodefarm.results")
 
 LOCAL_MARK = b"L"
 WRITE_RETRIES = 3
-WAIT_POLL_S = (0.002, 0.005, 0.01, 0.02, 0.05)  # back-off of a consumer waiting for an upload
+WAIT_POLL_S = (0.001, 0.002, 0.005, 0.01, 0.02)  # back-off of a consumer waiting for an upload
 # EXISTS of each key, in one call (a pipeline of thousands of EXISTS costs the client far more)
 EXISTS_EACH = "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('EXISTS', k) end return out"
 UPLOAD_BATCH_S = 0.005  # the writer gathers results this long, then uploads them in one round trip
+# a big result's upload waits this long, so that the next node on this worker (its likely consumer,
+# see the locality rule in worker/functions.lua) starts before the upload competes for the cores
+BIG_UPLOAD_DELAY_S = 0.03
+BIG_UPLOAD = 1 << 20
 
 
 class ResultStore:
-    def __init__(self, r: redis.Redis, worker_name: str, max_bytes: int, upload_wait_s: float = 60.0) -> None:
+    def __init__(self, r: redis.Redis, worker_name: str, max_bytes: int, upload_wait_s: float = 60.0,
+                 uploader: redis.Redis | None = None) -> None:
         self.r = r
+        self.uploader = uploader or r
         self.worker_name = worker_name
         self.max_bytes = max_bytes
         self.upload_wait_s = upload_wait_s
@@ -47,6 +53,7 @@ class ResultStore:
         self._local_bytes = 0
         self._lock = threading.Condition()
         self._pending: OrderedDict[str, tuple[Any, Any, bool]] = OrderedDict()  # key -> (outputs, ui, local only)
+        self._big_since: float | None = None  # when the oldest big result still waiting was put
         self._writer: threading.Thread | None = None
         self._exists_script = r.register_script(EXISTS_EACH)
 
@@ -75,8 +82,11 @@ class ResultStore:
         """Keep outputs here and queue their upload (with ui). True when only this worker can hold them."""
         self._remember(key, outputs)
         local_only = not codec.serializable(outputs)
+        big = codec.nbytes(outputs) >= BIG_UPLOAD
         with self._lock:
             self._pending[key] = (outputs, ui, local_only)
+            if big and self._big_since is None:
+                self._big_since = time.monotonic()
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_loop, name="nodefarm-results", daemon=True)
                 self._writer.start()
@@ -100,13 +110,16 @@ class ResultStore:
                 while not self._pending:
                     self._lock.wait()
                 self._lock.wait(UPLOAD_BATCH_S)  # let a few more results join this round trip
+                if self._big_since is not None:
+                    self._lock.wait(max(0.0, self._big_since + BIG_UPLOAD_DELAY_S - time.monotonic()))
+                    self._big_since = None
                 batch = list(self._pending.items())
-            pipe = self.r.pipeline(transaction=False)
+            pipe = self.uploader.pipeline(transaction=False)
             for key, (outputs, ui, local_only) in batch:
                 # ui first: whoever sees the result sees its ui
                 if ui is not None:
                     pipe.set(keys.result_ui(key), json.dumps(ui))
-                pipe.set(keys.result(key), LOCAL_MARK + self.worker_name.encode() if local_only else codec.encode(outputs))
+                pipe.set(keys.result(key), LOCAL_MARK + self.worker_name.encode() if local_only else codec.encode_buffer(outputs))
             for attempt in range(WRITE_RETRIES):
                 try:
                     pipe.execute()
@@ -195,3 +208,17 @@ class ResultStore:
                 self._local_bytes -= hit[1]
         if cache_keys:
             self.r.unlink(*[keys.result(k) for k in cache_keys], *[keys.result_ui(k) for k in cache_keys])
+
+
+def connect(url: str, worker_name: str, max_bytes: int) -> ResultStore:
+    """The result store on the result Redis at ``url``, as every farm process builds it."""
+    return ResultStore(redis.Redis.from_url(url), worker_name, max_bytes, uploader=uploader(url))
+
+
+def uploader(url: str) -> redis.Redis:
+    """A client for uploads that sends big values as they are: redis-py's default (hiredis) command
+    packer copies every argument into one buffer, 64 MB more per 64 MB result."""
+    from redis.connection import Encoder, PythonRespSerializer
+
+    encode = Encoder("utf-8", "strict", False).encode
+    return redis.Redis.from_url(url, command_packer=PythonRespSerializer(6000, encode))
