@@ -42,7 +42,7 @@ BRANCHES = 8
 SIZE = 256  # EmptyImage width and height
 BLURS = 3  # ImageBlur nodes per branch
 RADIUS = 31  # the largest ImageBlur allows: a 63 x 63 kernel
-REPS = 3
+REPS = 5
 TARGET = 1.8  # speed-up at 2 workers
 RESULTS = ROOT / "bench" / "results" / "wide.txt"
 

@@ -27,7 +27,7 @@ from nodes.core.graph import NodeFacts, links, needed_nodes, walk_links
 from nodes.core.signature import is_unique
 
 WAITING, QUEUED, DONE, CACHED = "w", "q", "d", "c"
-BIG_RESULT = 1 << 20  # bytes: a result this big is cheaper to use where it is than to move
+BIG_RESULT = 1 << 18  # bytes (256 KiB): a result this big is cheaper to use where it is than to move
 FINISHED = (DONE, CACHED)
 ACTIVE = (WAITING, QUEUED)
 
