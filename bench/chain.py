@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -38,13 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import celery  # noqa: E402
 import redis  # noqa: E402
 import socketio  # noqa: E402
 import websocket  # noqa: E402
 
+from bench.common import RUN_TIMEOUT, CpuMeter, Report, environment, progress, wait_history  # noqa: E402
 from tests.farm import Farm  # noqa: E402
-from worker import keys  # noqa: E402
 
 LENGTHS = (100, 500, 2000)
 REPS = 3  # rounds; each runs every length once, in these orders
@@ -56,9 +54,6 @@ POST_TARGET_S = 0.050
 WS_BYTES_TARGET = 5 * 1024 * 1024
 FANOUT = 1000
 BARE_QUEUE = "bench.bare"
-RUN_TIMEOUT = 300.0
-POLL_S = 0.005  # history poll interval: one Redis EXISTS (far cheaper for the farm than a GET /history)
-RESULTS = ROOT / "bench" / "results" / "chain.txt"
 
 
 # ---- prompts ---------------------------------------------------------------------------------------
@@ -137,16 +132,6 @@ class SioClient:
 
 
 # ---- farm side ----------------------------------------------------------------------------------
-
-
-def wait_history(farm: Farm, pid: str, timeout: float = RUN_TIMEOUT) -> None:
-    """Poll the state Redis for the run's history entry (the key GET /history/<id> reads)."""
-    key = keys.history_entry(pid)
-    deadline = time.perf_counter() + timeout
-    while not farm.r.exists(key):
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"farm run {pid} did not finish; logs:\n" + "\n".join(farm.log(n) for n in farm.procs))
-        time.sleep(POLL_S)
 
 
 @dataclass
@@ -237,77 +222,7 @@ class BareChain:
             self.proc.wait(5)
 
 
-# ---- CPU accounting (Linux /proc; contention-proof, unlike wall time) ----------------------------
-
-
-def _proc_table() -> dict[int, tuple[int, float]]:
-    """pid -> (ppid, cpu seconds) of every process we can read."""
-    tick = os.sysconf("SC_CLK_TCK")
-    table: dict[int, tuple[int, float]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        table[int(name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    return table
-
-
-class CpuMeter:
-    """CPU seconds used by labelled process trees (a root pid and its descendants) between snapshots.
-
-    The root of this process is counted alone (its descendants are the farm's processes).
-    """
-
-    def __init__(self, roots: dict[str, int]) -> None:
-        self.roots = roots
-        self.me = os.getpid()
-        self.used: dict[str, float] = {label: 0.0 for label in roots}
-        self._start: dict[str, float] = {}
-
-    def _snapshot(self) -> dict[str, float]:
-        if not os.path.isdir("/proc"):
-            return {}
-        table = _proc_table()
-        out: dict[str, float] = {}
-        for label, root in self.roots.items():
-            tree, frontier = {root}, ([] if root == self.me else [root])
-            while frontier:
-                parent = frontier.pop()
-                for pid, (ppid, _) in table.items():
-                    if ppid == parent and pid not in tree:
-                        tree.add(pid)
-                        frontier.append(pid)
-            out[label] = sum(table[p][1] for p in tree if p in table)
-        return out
-
-    def start(self) -> None:
-        self._start = self._snapshot()
-
-    def stop(self) -> None:
-        end = self._snapshot()
-        for label, value in end.items():
-            self.used[label] += value - self._start.get(label, value)
-
-    def summary(self, units: int) -> str:
-        parts = [f"{label} {self.used[label] / units * 1000:.2f}" for label in self.roots]
-        return ", ".join(parts) + f"  (total {sum(self.used.values()) / units * 1000:.2f})"
-
-
-def environment(farm: Farm) -> str:
-    redis_version = farm.r.info("server").get("redis_version", "?")
-    return (f"{os.cpu_count()} cores, python {platform.python_version()}, celery {celery.__version__}, "
-            f"redis-py {redis.__version__}, redis-server {redis_version}, {platform.platform()}")
-
-
 # ---- report --------------------------------------------------------------------------------------
-
-
-def progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def med(values: list[float]) -> float:
@@ -319,12 +234,8 @@ def verdict(ok: bool) -> str:
 
 
 def main() -> int:
-    started = time.perf_counter()
-    lines: list[str] = []
-
-    def out(line: str = "") -> None:
-        print(line, flush=True)
-        lines.append(line)
+    out = Report("chain")
+    started = out.started
 
     seeds = iter(float(int(time.time()) % 100000) + 0.25 + 1000.0 * i for i in range(10**6))
     bare_t: dict[int, list[float]] = {n: [] for n in LENGTHS}
@@ -422,10 +333,7 @@ def main() -> int:
         f"(run {fan_editor_s:.2f} s); plain ComfyUI client (full progress_state frames) {fan_plain.bytes / 1e6:.2f} MB in "
         f"{fan_plain.frames} frames; target editor < {WS_BYTES_TARGET / 1e6:.1f} MB: " + verdict(fan_editor.bytes < WS_BYTES_TARGET))
     out(f"bench wall time: {time.perf_counter() - started:.1f} s")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"(written to {RESULTS.relative_to(ROOT)})")
-    return 0
+    return out.write()
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:
 import redis  # noqa: E402
 import torch  # noqa: E402
 
-from bench.chain import CpuMeter, environment, wait_history  # noqa: E402
+from bench.common import CpuMeter, Report, environment, wait_history  # noqa: E402
 from tests.farm import TEST_NODES, Farm  # noqa: E402
 from worker import results  # noqa: E402
 
@@ -70,7 +70,6 @@ SETTLE_WINDOW_S = 0.2  # before each run: wait until the workers and the result 
 SETTLE_IDLE_CPU_S = 0.03  # (CPU seconds per window; /proc counts 10 ms ticks), so no upload is running
 SETTLE_MAX_S = 10.0
 STORE_TOLERANCE = 1.25  # (b) target: cross-worker extra <= this x plain SET + GET of the same bytes
-RESULTS = ROOT / "bench" / "results" / "tensor_edge.txt"
 NODE_PACKS = os.pathsep.join([str(ROOT / "bench" / "nodes"), str(TEST_NODES)])
 
 
@@ -247,11 +246,7 @@ def raw(values: list[float]) -> str:
 
 def main() -> int:
     started = time.perf_counter()
-    lines: list[str] = []
-
-    def out(line: str = "") -> None:
-        print(line, flush=True)
-        lines.append(line)
+    out = Report("tensor_edge")
 
     env = {"NODEFARM_CUSTOM_NODES": NODE_PACKS}
     with tempfile.TemporaryDirectory(prefix="nf-bench-edge-") as tmpdir:
@@ -376,10 +371,7 @@ def main() -> int:
             + f" ({b_label}: {b_figure:.1f} ms = {ratio:.2f} x)")
     out(f"bench wall time: {time.perf_counter() - started:.1f} s (boot {boot:.1f} s)")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"(written to {RESULTS.relative_to(ROOT)})")
-    return 0
+    return out.write()
 
 
 if __name__ == "__main__":

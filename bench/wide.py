@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from bench.chain import CpuMeter, environment, wait_history  # noqa: E402
+from bench.common import CpuMeter, Report, environment, wait_history  # noqa: E402
 from tests.farm import Farm  # noqa: E402
 from worker.cores import available_cores, threads_for  # noqa: E402
 
@@ -44,7 +44,6 @@ BLURS = 3  # ImageBlur nodes per branch
 RADIUS = 31  # the largest ImageBlur allows: a 63 x 63 kernel
 REPS = 5
 TARGET = 1.8  # speed-up at 2 workers
-RESULTS = ROOT / "bench" / "results" / "wide.txt"
 
 
 def wide_prompt(colors: list[int]) -> dict[str, dict[str, Any]]:
@@ -142,11 +141,7 @@ def in_process(colors: Colors) -> list[float]:
 
 def main() -> int:
     started = time.perf_counter()
-    lines: list[str] = []
-
-    def out(line: str = "") -> None:
-        print(line, flush=True)
-        lines.append(line)
+    out = Report("wide")
 
     colors = Colors()
     rows: list[Row] = []
@@ -196,10 +191,7 @@ def main() -> int:
         + f" ({speedup:.2f}; automatic split {base / rows[2].median:.2f})")
     out(f"bench wall time: {time.perf_counter() - started:.1f} s")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"(written to {RESULTS.relative_to(ROOT)})")
-    return 0
+    return out.write()
 
 
 if __name__ == "__main__":

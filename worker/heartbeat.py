@@ -54,14 +54,18 @@ def gpu_devices() -> list[dict[str, Any]]:
     return devices
 
 
-def cpu_device() -> dict[str, Any]:
-    total = free = 0
+def memory() -> tuple[int, int]:
+    """(total, available) RAM in bytes, from /proc/meminfo ((0, 0) where there is none)."""
     try:
         with open("/proc/meminfo") as f:
             info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
-        total, free = info.get("MemTotal", 0), info.get("MemAvailable", 0)
     except OSError:
-        pass
+        return 0, 0
+    return info.get("MemTotal", 0), info.get("MemAvailable", 0)
+
+
+def cpu_device() -> dict[str, Any]:
+    total, free = memory()
     return {"name": "cpu", "type": "cpu", "index": None, "vram_total": total, "vram_free": free,
             "torch_vram_total": total, "torch_vram_free": free}
 

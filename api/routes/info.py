@@ -49,13 +49,9 @@ def live_devices() -> list[dict]:
 
 @twin(bp, "/system_stats", methods=["GET"])
 def system_stats() -> Response:
-    total = free = 0
-    try:
-        with open("/proc/meminfo") as fh:
-            mem = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh}
-        total, free = mem.get("MemTotal", 0), mem.get("MemAvailable", 0)
-    except OSError:
-        pass
+    from worker.heartbeat import memory
+
+    total, free = memory()
     return json_response(
         {
             "system": {
