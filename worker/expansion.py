@@ -67,6 +67,8 @@ def expanded(farm: Farm, state: RunState, nid: str, result: CallResult) -> Expan
         local_only = farm.store.put(literal_keys[lit], [[value]], None)
         farm.cache.stored(literal_keys[lit])
         done[lit] = farm.settings.worker_name if local_only else None
+    if literals:  # a literal has no recipe to recompute it from: readable by every worker before it is used
+        farm.store.flush()
     known = {**{n: s.key for n, s in state.nodes.items()}, **literal_keys}
     new_keys = admission.node_keys(farm, pid, new_graph, known=known)
     specs: dict[str, NodeSpec] = {}

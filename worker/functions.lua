@@ -183,7 +183,7 @@ end
 
 -- nf_start(KEYS, pid, nid, seq, running payload, max attempts)
 -- -> {0} when not the live dispatch, else {1, spec, resolve, client, attempts, cancelled, {src, key, status, made, ...},
---    computed 0|1}
+--    computed 0|1, nodes of the run not finished yet}
 local function nf_start(keys, args)
   local pid, nid, seq, payload, max_attempts = args[1], args[2], args[3], args[4], tonumber(args[5])
   local client = live(keys)
@@ -210,7 +210,8 @@ local function nf_start(keys, args)
     local display = ids(keys, nid)
     emit(keys, pid, client, 'executing', '{"node":' .. J(nid) .. ',"display_node":' .. J(display) .. ',"prompt_id":' .. J(pid) .. '}')
   end
-  return {1, spec, resolve, client, attempts, cancelled, sources, computed}
+  local pending = tonumber(redis.call('HGET', keys[K.meta], 'pending') or '0')
+  return {1, spec, resolve, client, attempts, cancelled, sources, computed, pending}
 end
 
 -- state.py _complete: a node is done; what waited for it is dispatched, identical nodes are done too

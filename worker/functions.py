@@ -75,6 +75,7 @@ class Started:
     cancelled: bool
     sources: dict[str, tuple[str, str, str]]  # source node -> (cache key, status, worker that computed it or "")
     computed_elsewhere: bool  # a node (of another run) computed this key lately: look in the store first
+    pending: int  # nodes of the run not finished yet (1: this is its last)
 
 
 def start(r: Any, pid: str, nid: str, seq: int, worker: str, max_attempts: int) -> Started | None:
@@ -84,7 +85,7 @@ def start(r: Any, pid: str, nid: str, seq: int, worker: str, max_attempts: int) 
                   *keys.function_keys(pid, worker), pid, nid, str(seq), payload, str(max_attempts))
     if not got or int(got[0]) != 1:
         return None
-    _, spec, resolve, client, attempts, cancelled, flat, computed = got
+    _, spec, resolve, client, attempts, cancelled, flat, computed, pending = got
     sources = {_s(flat[i]): (_s(flat[i + 1]), _s(flat[i + 2]), _s(flat[i + 3])) for i in range(0, len(flat), 4)}
     return Started(
         spec=json.loads(spec),
@@ -94,6 +95,7 @@ def start(r: Any, pid: str, nid: str, seq: int, worker: str, max_attempts: int) 
         cancelled=bool(int(cancelled)),
         sources=sources,
         computed_elsewhere=bool(int(computed)),
+        pending=int(pending),
     )
 
 

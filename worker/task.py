@@ -48,6 +48,8 @@ from worker.farm import Farm
 
 log = logging.getLogger("nodefarm.task")
 
+UPLOAD_FLUSH_S = 60.0
+
 
 def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
     worker = farm.settings.worker_name
@@ -64,6 +66,10 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
         if outcome is None:
             with context.executing(ctx):
                 outcome = _outcome(farm, ctx, started, seq)
+        if isinstance(outcome, Done) and started.pending <= 1:
+            # the run ends with this node: its results are all in the store before anyone can see
+            # it finished (an identical prompt submitted right after is cached through and through)
+            farm.store.flush(timeout=UPLOAD_FLUSH_S)
         advance(farm, pid, nid, seq, outcome)
     finally:
         if not isinstance(outcome, Done):  # nf_done unregisters a finished node itself

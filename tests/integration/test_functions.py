@@ -169,7 +169,7 @@ def test_nf_start_registers_the_attempt_and_sends_the_start_events(r: redis.Redi
     got = functions.start(r, pid, "a", 1, "w1@h", 2)
     assert got is not None
     assert got.spec == graph["a"].to_json() and got.client_id == "c1" and got.attempts == 1 and not got.cancelled
-    assert not got.computed_elsewhere
+    assert not got.computed_elsewhere and got.pending == 2  # a and b: b is not its run's last node
     assert json.loads(r.hget(keys.worker_running("w1@h"), f"{pid} a")) == [pid, "a", 1]
     sent, cursor = run_events(r, pid, cursor)
     assert sent == state.start_events(pure, "a")
