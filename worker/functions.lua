@@ -134,7 +134,8 @@ local function dispatch(keys, pid, nid, out, alive_after)
     if h then holder = h break end
   end
   -- ... and, beyond it, locality: the live worker holding a big input, when nothing waits in its queue
-  if holder == '' then
+  -- (and another worker is alive: with one, every queue leads to it)
+  if holder == '' and redis.call('ZCOUNT', keys[K.workers], alive_after, '+inf') > 1 then
     for _, src in ipairs(sources) do
       local w = redis.call('HGET', keys[K.near], src)
       if w then

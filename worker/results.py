@@ -114,24 +114,29 @@ class ResultStore:
                     self._lock.wait(max(0.0, self._big_since + BIG_UPLOAD_DELAY_S - time.monotonic()))
                     self._big_since = None
                 batch = list(self._pending.items())
-            pipe = self.uploader.pipeline(transaction=False)
-            for key, (outputs, ui, local_only) in batch:
-                # ui first: whoever sees the result sees its ui
-                if ui is not None:
-                    pipe.set(keys.result_ui(key), json.dumps(ui))
-                pipe.set(keys.result(key), LOCAL_MARK + self.worker_name.encode() if local_only else codec.encode_buffer(outputs))
-            for attempt in range(WRITE_RETRIES):
-                try:
-                    pipe.execute()
-                    break
-                except redis.RedisError as exc:
-                    log.warning("result upload failed (%s), attempt %d", exc, attempt + 1)
-                    time.sleep(0.2 * (attempt + 1))
+            self._upload(batch)
             with self._lock:
                 for key, entry in batch:
                     if self._pending.get(key) is entry:
                         del self._pending[key]
                 self._lock.notify_all()
+            del batch  # drop the last references to the results now, not while the next node starts
+
+    def _upload(self, batch: list[tuple[str, tuple[Any, Any, bool]]]) -> None:
+        """One round trip for a batch; its encoded buffers are freed when this returns."""
+        pipe = self.uploader.pipeline(transaction=False)
+        for key, (outputs, ui, local_only) in batch:
+            # ui first: whoever sees the result sees its ui
+            if ui is not None:
+                pipe.set(keys.result_ui(key), json.dumps(ui))
+            pipe.set(keys.result(key), LOCAL_MARK + self.worker_name.encode() if local_only else codec.encode_buffer(outputs))
+        for attempt in range(WRITE_RETRIES):
+            try:
+                pipe.execute()
+                return
+            except redis.RedisError as exc:
+                log.warning("result upload failed (%s), attempt %d", exc, attempt + 1)
+                time.sleep(0.2 * (attempt + 1))
 
     # -- reading --------------------------------------------------------------------------------
     def lookup(self, key: str) -> tuple[bool, Any]:

@@ -229,19 +229,20 @@ def test_consumers_of_a_big_result_prefer_the_live_worker_that_holds_it(r: redis
     pure = RunState(pid, None, [f"c{i}" for i in range(3)], nodes=nodes)
     admit(r, pure)
     published(r, pid)
-    r.zadd(keys.WORKERS, {"big@h": time.time()})
+    r.zadd(keys.WORKERS, {"big@h": time.time(), "other@h": time.time()})
     got = functions.done(r, pid, "src", 1, "big@h", 5, ran=True, holder=None, ui=None, nbytes=state.BIG_RESULT,
                          alive_after=time.time() - 10)
     assert [h for _n, _s, h in got.dispatch] == ["big@h", "", ""]
     first = got.dispatch[0][0]
     assert published(r, pid) == sorted((f"c{i}", 1, keys.worker_queue("big@h") if f"c{i}" == first else keys.SHARED_QUEUE)
                                        for i in range(3))
-    # a worker whose heartbeat is stale gets no preference
+    # a worker whose heartbeat is stale gets no preference (and neither does the only live worker:
+    # every queue leads to it)
     other = RunState("near-run-2", None, ["d"], nodes={"s2": NodeSpec("N", {"v": 2}, "k-s2"),
                                                       "d": NodeSpec("N", {"x": ["s2", 0]}, "k-d", output=True)})
     admit(r, other)
     published(r, "near-run-2")
-    r.zadd(keys.WORKERS, {"old@h": time.time() - 60})
+    r.zadd(keys.WORKERS, {"old@h": time.time() - 60, "other@h": time.time() - 60})
     got = functions.done(r, "near-run-2", "s2", 1, "old@h", 5, ran=True, holder=None, ui=None, nbytes=state.BIG_RESULT,
                          alive_after=time.time() - 10)
     assert got.dispatch == [("d", 1, "")]
