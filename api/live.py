@@ -37,6 +37,7 @@ log = logging.getLogger("nodefarm.api.live")
 
 RELAY_BATCH = 500  # events read at once
 RELAY_PAUSE_S = 0.01  # after a short read, wait this long so the next read takes a batch (latency <= 10 ms)
+RELAY_IDLE_PAUSE_S = 0.1  # the same with no client connected to this process (nobody waits for the events)
 DELTA_EVENT = "nodefarm.progress_delta"
 FLAGS_MESSAGE = "nodefarm.flags"
 SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": 100 * 1024 * 1024}
@@ -246,8 +247,8 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
                         deliver(fields, registries)
                     except Exception:  # one bad event must not stop the relay
                         log.exception("relay: cannot deliver an event")
-            if 0 < read < RELAY_BATCH:
-                stop.wait(RELAY_PAUSE_S)  # let events gather: one read per batch, not per event
+            if 0 < read < RELAY_BATCH:  # let events gather: one read per batch, not per event
+                stop.wait(RELAY_PAUSE_S if hub.sockets or hub.sio else RELAY_IDLE_PAUSE_S)
 
     def deliver(fields: dict, registries: Registries) -> None:
         etype = fields[b"type"].decode()

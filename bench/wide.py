@@ -11,7 +11,9 @@ Rows (each a fresh ``tests.farm.Farm`` unless said otherwise; 1 warm-up + REPS t
 * 1 worker and 2 workers (the second added to the same farm), each worker pinned to one torch
   thread (``NODEFARM_TORCH_THREADS=1``): the speed-up the farm gives by spreading branches;
 * 2 workers with the automatic split (``NODEFARM_TORCH_THREADS`` unset, ``NODEFARM_HOST_WORKERS=2``
-  as ``nodefarm up`` sets it): each takes cores / 2 threads (``worker/cores.py``).
+  as ``nodefarm up`` sets it): each takes cores / 2 threads (``worker/cores.py``);
+* 2 plain processes, no farm: the same compute split over two forked processes, one thread each:
+  the speed-up the machine itself gives (on a shared 2-core VM it is well short of 2).
 
 Timed from POST /prompt to the run's history entry (polled, as bench/chain.py does). The CPU each
 worker process used is shown (from /proc) so one sees both workers did work. Prints the table (also
@@ -21,6 +23,7 @@ Run: ``.venv/bin/python bench/wide.py``.
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -39,7 +42,7 @@ from tests.farm import Farm  # noqa: E402
 from worker.cores import available_cores, threads_for  # noqa: E402
 
 BRANCHES = 8
-SIZE = 256  # EmptyImage width and height
+SIZE = 320  # EmptyImage width and height: a 1-worker run of ~6 s, the size of the workload issue 7 measured (6.4 s)
 BLURS = 3  # ImageBlur nodes per branch
 RADIUS = 31  # the largest ImageBlur allows: a 63 x 63 kernel
 REPS = 5
@@ -116,8 +119,8 @@ def farm_rows(farm: Farm, colors: Colors, workers: int) -> tuple[list[float], st
     return times, cpu
 
 
-def in_process(colors: Colors) -> list[float]:
-    """The same branches computed one after another in this process, one torch thread."""
+def compute(cs: list[int]) -> float:
+    """The branches of ``cs`` computed one after another in this process, one torch thread: seconds."""
     from nodes.boot import install_compat
 
     install_compat()
@@ -126,17 +129,32 @@ def in_process(colors: Colors) -> list[float]:
 
     torch.set_num_threads(1)
     empty, blur = EmptyImage(), ImageBlur()
+    t0 = time.perf_counter()
+    for color in cs:
+        (image,) = empty.generate(SIZE, SIZE, 1, color)
+        for _ in range(BLURS):
+            (image,) = blur.blur(image, RADIUS, 1.0)
+    return time.perf_counter() - t0
 
-    def once(cs: list[int]) -> float:
-        t0 = time.perf_counter()
-        for color in cs:
-            (image,) = empty.generate(SIZE, SIZE, 1, color)
-            for _ in range(BLURS):
-                (image,) = blur.blur(image, RADIUS, 1.0)
-        return time.perf_counter() - t0
 
-    once(colors.take()[:1])  # warm-up: one branch
-    return [once(colors.take()) for _ in range(REPS)]
+def in_process(colors: Colors) -> list[float]:
+    """The same branches computed one after another in this process, one torch thread."""
+    compute(colors.take()[:1])  # warm-up: one branch
+    return [compute(colors.take()) for _ in range(REPS)]
+
+
+def two_processes(colors: Colors) -> list[float]:
+    """The same branches split over two plain processes (no farm), one torch thread each: what the
+    machine itself gives two workers (cores shared with nothing else of ours)."""
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(compute, [colors.take()[:1]] * 2)  # warm-up
+        times = []
+        for _ in range(REPS):
+            cs = colors.take()
+            t0 = time.perf_counter()
+            pool.map(compute, [cs[0::2], cs[1::2]])
+            times.append(time.perf_counter() - t0)
+    return times
 
 
 def main() -> int:
@@ -169,6 +187,7 @@ def main() -> int:
             if farm is not None:
                 farm.stop()
     inproc = Row("in-process, no farm", 1, "1", in_process(colors))
+    hardware = Row("2 plain processes, no farm", 2, "1 each", two_processes(colors))
 
     base = rows[0].median
     nodes = len(wide_prompt(colors.take()))
@@ -181,12 +200,15 @@ def main() -> int:
     out()
     out(f"{'row':<34}{'workers':>8}{'threads':>10}{'median s':>10}{'speed-up':>10}   "
         f"{'worker CPU s/run':<18}raw reps (s)")
-    for r in [*rows, inproc]:
+    for r in [*rows, inproc, hardware]:
         out(f"{r.label:<34}{r.workers:>8}{r.threads:>10}{r.median:>10.3f}{base / r.median:>10.2f}   "
             f"{r.cpu or '-':<18}" + " ".join(f"{t:.3f}" for t in r.times))
     speedup = base / rows[1].median
     out(f"ideal 2-worker time from the in-process compute: {inproc.median / 2:.3f} s; farm cost over the "
         f"in-process compute at 1 worker: {(base - inproc.median) / nodes * 1000:.1f} ms/node")
+    machine = inproc.median / hardware.median
+    out(f"the machine itself, same compute in 2 plain processes: speed-up {machine:.2f} over 1 process; the farm's "
+        f"2-worker speed-up is {speedup / machine:.0%} of it")
     out(f"target: speed-up at 2 workers >= {TARGET}: " + ("MET" if speedup >= TARGET else "NOT MET")
         + f" ({speedup:.2f}; automatic split {base / rows[2].median:.2f})")
     out(f"bench wall time: {time.perf_counter() - started:.1f} s")
