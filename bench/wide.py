@@ -4,12 +4,13 @@ The prompt: BRANCHES independent branches, each EmptyImage(SIZE x SIZE, its own 
 BLURS x ImageBlur(radius RADIUS) -> SemShow (an output node from the test pack). Every branch is
 distinct (its colour), so no two share a cache key; each rep shifts every colour, so nothing is cached.
 
-Rows (each a fresh ``tests.farm.Farm`` unless said otherwise; 1 warm-up + REPS timed reps, median):
+Rows (three ``tests.farm.Farm`` instances kept up side by side; after a warm-up each, REPS rounds run
+every row once, interleaved, so drift of the machine hits all alike; medians):
 
 * in-process, 1 thread: the same nodes called one after another in this process (the compute
   alone, no farm), the ideal 1-worker time; half of it is the ideal 2-worker time;
-* 1 worker and 2 workers (the second added to the same farm), each worker pinned to one torch
-  thread (``NODEFARM_TORCH_THREADS=1``): the speed-up the farm gives by spreading branches;
+* 1 worker and 2 workers, each worker pinned to one torch thread (``NODEFARM_TORCH_THREADS=1``):
+  the speed-up the farm gives by spreading branches;
 * 2 workers with the automatic split (``NODEFARM_TORCH_THREADS`` unset, ``NODEFARM_HOST_WORKERS=2``
   as ``nodefarm up`` sets it): each takes cores / 2 threads (``worker/cores.py``);
 * 2 plain processes, no farm: the same compute split over two forked processes, one thread each:
@@ -105,20 +106,6 @@ class Row:
         return statistics.median(self.times)
 
 
-def farm_rows(farm: Farm, colors: Colors, workers: int) -> tuple[list[float], str]:
-    """Warm-up then REPS timed runs on ``farm``; the CPU seconds each worker used per run."""
-    names = [f"w{i}" for i in range(workers)]
-    meter = CpuMeter({n: farm.procs[n].pid for n in names})
-    run_once(farm, colors.take())
-    times: list[float] = []
-    for _ in range(REPS):
-        meter.start()
-        times.append(run_once(farm, colors.take()))
-        meter.stop()
-    cpu = " / ".join(f"{meter.used[n] / REPS:.2f}" for n in names)
-    return times, cpu
-
-
 def compute(cs: list[int]) -> float:
     """The branches of ``cs`` computed one after another in this process, one torch thread: seconds."""
     from nodes.boot import install_compat
@@ -137,24 +124,11 @@ def compute(cs: list[int]) -> float:
     return time.perf_counter() - t0
 
 
-def in_process(colors: Colors) -> list[float]:
-    """The same branches computed one after another in this process, one torch thread."""
-    compute(colors.take()[:1])  # warm-up: one branch
-    return [compute(colors.take()) for _ in range(REPS)]
-
-
-def two_processes(colors: Colors) -> list[float]:
-    """The same branches split over two plain processes (no farm), one torch thread each: what the
-    machine itself gives two workers (cores shared with nothing else of ours)."""
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        pool.map(compute, [colors.take()[:1]] * 2)  # warm-up
-        times = []
-        for _ in range(REPS):
-            cs = colors.take()
-            t0 = time.perf_counter()
-            pool.map(compute, [cs[0::2], cs[1::2]])
-            times.append(time.perf_counter() - t0)
-    return times
+def two_processes(pool: Any, cs: list[int]) -> float:
+    """The branches split over two plain processes (no farm), one torch thread each: seconds."""
+    t0 = time.perf_counter()
+    pool.map(compute, [cs[0::2], cs[1::2]])
+    return time.perf_counter() - t0
 
 
 def main() -> int:
@@ -162,40 +136,50 @@ def main() -> int:
     out = Report("wide")
 
     colors = Colors()
-    rows: list[Row] = []
     pinned = {"NODEFARM_TORCH_THREADS": "1", "NODEFARM_HOST_WORKERS": ""}
     auto = {"NODEFARM_TORCH_THREADS": "", "NODEFARM_HOST_WORKERS": "2"}
     cores = available_cores()
-    with tempfile.TemporaryDirectory(prefix="nf-bench-wide-") as tmpdir:
+    sides = [("farm, 1 worker", 1, "1", pinned), ("farm, 2 workers", 2, "1 each", pinned),
+             ("farm, 2 workers, automatic split", 2, f"{threads_for(cores, 2, 0)} each", auto)]
+    times: dict[str, list[float]] = {label: [] for label, *_ in sides}
+    times["in-process, no farm"], times["2 plain processes, no farm"] = [], []
+    farms: dict[str, Farm] = {}
+    meters: dict[str, CpuMeter] = {}
+    with tempfile.TemporaryDirectory(prefix="nf-bench-wide-") as tmpdir, \
+            multiprocessing.get_context("fork").Pool(2) as pool:
         tmp = Path(tmpdir)
-        farm: Farm | None = None
         try:
-            farm = Farm(tmp / "pinned", workers=1, env=pinned)
-            env_line = environment(farm)
-            times, cpu = farm_rows(farm, colors, 1)
-            rows.append(Row("farm, 1 worker", 1, "1", times, cpu))
-            farm.start_worker(1)
-            farm.wait_workers(2)
-            times, cpu = farm_rows(farm, colors, 2)
-            rows.append(Row("farm, 2 workers", 2, "1 each", times, cpu))
-            farm.stop()
-            farm = None
-            farm = Farm(tmp / "auto", workers=2, env=auto)
-            times, cpu = farm_rows(farm, colors, 2)
-            rows.append(Row("farm, 2 workers, automatic split", 2, f"{threads_for(cores, 2, 0)} each", times, cpu))
+            for i, (label, workers, _threads, env) in enumerate(sides):
+                farms[label] = Farm(tmp / f"farm{i}", workers=workers, env=env)
+                meters[label] = CpuMeter({f"w{k}": farms[label].procs[f"w{k}"].pid for k in range(workers)})
+                run_once(farms[label], colors.take())  # warm-up
+            env_line = environment(farms[sides[0][0]])
+            compute(colors.take()[:1])
+            pool.map(compute, [colors.take()[:1]] * 2)
+            # every round runs every side once, so drift of the machine hits all sides alike
+            for _ in range(REPS):
+                for label, *_rest in sides:
+                    meters[label].start()
+                    times[label].append(run_once(farms[label], colors.take()))
+                    meters[label].stop()
+                times["in-process, no farm"].append(compute(colors.take()))
+                times["2 plain processes, no farm"].append(two_processes(pool, colors.take()))
         finally:
-            if farm is not None:
+            for farm in farms.values():
                 farm.stop()
-    inproc = Row("in-process, no farm", 1, "1", in_process(colors))
-    hardware = Row("2 plain processes, no farm", 2, "1 each", two_processes(colors))
+    rows = [Row(label, workers, threads, times[label],
+                " / ".join(f"{meters[label].used[f'w{k}'] / REPS:.2f}" for k in range(workers)))
+            for label, workers, threads, _env in sides]
+    inproc = Row("in-process, no farm", 1, "1", times["in-process, no farm"])
+    hardware = Row("2 plain processes, no farm", 2, "1 each", times["2 plain processes, no farm"])
 
     base = rows[0].median
     nodes = len(wide_prompt(colors.take()))
     out(f"nodefarm bench/wide.py  ({time.strftime('%Y-%m-%d %H:%M:%S')})")
     out("environment: " + env_line)
     out(f"prompt: {BRANCHES} independent branches of EmptyImage({SIZE}x{SIZE}) -> {BLURS} x ImageBlur(radius "
-        f"{RADIUS}) -> SemShow = {nodes} nodes; new colours every run (nothing cached). 1 warm-up + {REPS} timed "
-        "reps (median), timed from POST /prompt to the history entry. Farm workers: prefork -c 1; torch threads "
+        f"{RADIUS}) -> SemShow = {nodes} nodes; new colours every run (nothing cached). 1 warm-up each, then {REPS} interleaved rounds "
+        "(median), timed from POST /prompt to the history entry. Farm workers: prefork -c 1; torch threads "
         f"per worker as shown ({cores} cores here).")
     out()
     out(f"{'row':<34}{'workers':>8}{'threads':>10}{'median s':>10}{'speed-up':>10}   "
