@@ -35,6 +35,17 @@ local function route(event, client)
   return '*'
 end
 
+local function status_data(queue, running)
+  local remaining = redis.call('ZCARD', queue) + redis.call('ZCARD', running)
+  return '{"status":{"exec_info":{"queue_remaining":' .. remaining .. '}}}'
+end
+
+-- a status event for every client, outside any run (queue changes)
+local function broadcast_status(events, queue, running)
+  redis.call('XADD', events, 'MAXLEN', '~', GLOBAL_MAXLEN, '*', 'pid', '', 'to', '*', 'type', 'status',
+    'data', status_data(queue, running))
+end
+
 local function emit(keys, pid, client, event, data)
   local to = route(event, client)
   redis.call('XADD', keys[K.events], 'MAXLEN', '~', GLOBAL_MAXLEN, '*', 'pid', pid, 'to', to, 'type', event, 'data', data)
@@ -172,8 +183,7 @@ local function finish(keys, pid, client, outcome, now)
   redis.call('ZADD', keys[K.history], tonumber(now) / 1000, pid)
   redis.call('ZREM', keys[K.running], pid)
   redis.call('DEL', keys[K.cancel])
-  local remaining = redis.call('ZCARD', keys[K.queue]) + redis.call('ZCARD', keys[K.running])
-  emit(keys, pid, client, 'status', '{"status":{"exec_info":{"queue_remaining":' .. remaining .. '}}}')
+  emit(keys, pid, client, 'status', status_data(keys[K.queue], keys[K.running]))
   emit(keys, pid, client, 'executing', '{"node":null,"prompt_id":' .. J(pid) .. '}')
   for i = 1, STATE_PARTS do
     redis.call('EXPIRE', keys[i], STATE_TTL)
@@ -306,10 +316,8 @@ local function nf_enqueue(keys, args)
   redis.call('SET', keys[1], args[3])
   if args[4] ~= '' then redis.call('SET', keys[2], args[4]) end
   redis.call('ZADD', keys[3], args[2], args[1])
-  local remaining = redis.call('ZCARD', keys[3]) + redis.call('ZCARD', keys[4])
-  redis.call('XADD', keys[5], 'MAXLEN', '~', GLOBAL_MAXLEN, '*', 'pid', '', 'to', '*', 'type', 'status',
-    'data', '{"status":{"exec_info":{"queue_remaining":' .. remaining .. '}}}')
-  return remaining
+  broadcast_status(keys[5], keys[3], keys[4])
+  return 1
 end
 
 -- nf_admit(KEYS = queue, running, events; max active runs): moves the head of the queue to running
@@ -320,9 +328,7 @@ local function nf_admit(keys, args)
   if #head == 0 then return false end
   redis.call('ZREM', keys[1], head[1])
   redis.call('ZADD', keys[2], head[2], head[1])
-  local remaining = redis.call('ZCARD', keys[1]) + redis.call('ZCARD', keys[2])
-  redis.call('XADD', keys[3], 'MAXLEN', '~', GLOBAL_MAXLEN, '*', 'pid', '', 'to', '*', 'type', 'status',
-    'data', '{"status":{"exec_info":{"queue_remaining":' .. remaining .. '}}}')
+  broadcast_status(keys[3], keys[1], keys[2])
   return head[1]
 end
 

@@ -18,14 +18,15 @@ import redis
 from nodes.core.state import BIG_RESULT
 from worker import events, keys
 
+MARKER = "--@KEYS@"  # the line of functions.lua that the key layout and limits replace
 STATE_TTL_S = 3600  # a finished run's state lingers this long (late duplicate tasks find it ended)
 EVENTS_TTL_S = 86400  # a finished run's event stream stays replayable this long
 COMPUTED_TTL_S = 3600  # how long nf:computed remembers that a key was computed (admission checks the store itself)
 
 
-def source() -> str:
-    """The library's Lua source with the key layout and limits filled in."""
-    code = resources.files("worker").joinpath("functions.lua").read_text(encoding="utf-8")
+def library() -> tuple[str, str]:
+    """The library's Lua source with the key layout and limits filled in, and its version."""
+    template = resources.files("worker").joinpath("functions.lua").read_text(encoding="utf-8")
     names = list(keys.RUN_STATE_PARTS) + list(keys.FUNCTION_EXTRA_KEYS)
     table = ", ".join(f"{name} = {i}" for i, name in enumerate(names, start=1))
     header = "\n".join([
@@ -42,22 +43,25 @@ def source() -> str:
         f"local SHARED_QUEUE = '{keys.SHARED_QUEUE}'",
         f"local WORKER_QUEUE_PREFIX = '{keys.WORKER_QUEUE_PREFIX}'",
     ])
-    code = code.replace("--@KEYS@", header)
-    version = hashlib.sha256(code.encode()).hexdigest()[:16]
-    return code.replace("--@KEYS@", "").replace("local K = {", f"local VERSION = '{version}'\nlocal K = {{", 1)
+    version = hashlib.sha256(template.replace(MARKER, header).encode()).hexdigest()[:16]
+    return template.replace(MARKER, f"local VERSION = '{version}'\n{header}"), version
 
 
 def load(r: redis.Redis) -> None:
     """Load (or replace) the library on this Redis, unless the same version is there already."""
-    code = source()
-    wanted = code.split("local VERSION = '", 1)[1].split("'", 1)[0]
+    code, version = library()
     try:
-        current = r.fcall_ro("nf_version", 0)
-        if (current.decode() if isinstance(current, bytes) else current) == wanted:
+        if _s(r.fcall_ro("nf_version", 0)) == version:
             return
     except redis.ResponseError:
         pass
     r.function_load(code, replace=True)
+
+
+def _run(client: Any, name: str, pid: str, worker: str, *args: Any) -> Any:
+    """Call (or queue, on a pipeline) run function ``name`` with the run's keys."""
+    run_keys = keys.function_keys(pid, worker)
+    return client.fcall(name, len(run_keys), *run_keys, *args)
 
 
 def _s(v: Any) -> str:
@@ -81,8 +85,7 @@ class Started:
 def start(r: Any, pid: str, nid: str, seq: int, worker: str, max_attempts: int) -> Started | None:
     """Begin executing a node's live dispatch; None when the task is a duplicate or stale."""
     payload = json.dumps([pid, nid, seq])
-    got = r.fcall("nf_start", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
-                  *keys.function_keys(pid, worker), pid, nid, str(seq), payload, str(max_attempts))
+    got = _run(r, "nf_start", pid, worker, pid, nid, str(seq), payload, str(max_attempts))
     if not got or int(got[0]) != 1:
         return None
     _, spec, resolve, client, attempts, cancelled, flat, computed, pending = got
@@ -125,8 +128,7 @@ def done(
     ``alive_after``: a worker whose last heartbeat (unix s) is older counts as dead for routing."""
     args = [pid, nid, str(seq), str(now_ms), "1" if ran else "0", holder or "", events.encode_data(ui) if ui else "", worker,
             str(nbytes), repr(float(alive_after))]
-    got = r.fcall("nf_done", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
-                  *keys.function_keys(pid, worker), *args)
+    got = _run(r, "nf_done", pid, worker, *args)
     if not got or int(got[0]) != 1:
         return DoneResult(False, False, [])
     return DoneResult(True, bool(int(got[1])), [(_s(n), int(s), _s(h)) for n, s, h in got[2]])
@@ -137,11 +139,9 @@ def publish_in(pipe: Any, pid: str, ready: list[tuple[str, int, str]]) -> None:
     if not ready:
         return
     flat = [str(x) for item in ready for x in item]
-    pipe.fcall("nf_publish", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
-               *keys.function_keys(pid), pid, str(len(ready)), *flat)
+    _run(pipe, "nf_publish", pid, "", pid, str(len(ready)), *flat)
 
 
 def finish_in(pipe: Any, pid: str, outcome: str, now_ms: int) -> None:
     """Queue ``nf_finish`` on a transaction: history entry, closing events, queue bookkeeping."""
-    pipe.fcall("nf_finish", len(keys.RUN_STATE_PARTS) + len(keys.FUNCTION_EXTRA_KEYS),
-               *keys.function_keys(pid), pid, outcome, str(now_ms))
+    _run(pipe, "nf_finish", pid, "", pid, outcome, str(now_ms))
