@@ -18,6 +18,7 @@ from typing import Any
 
 from nodes import schema
 from nodes.core.graph import NodeFacts, is_link
+from nodes.core.inputs import unwrap
 from nodes.core.item import QueueItem
 from nodes.core.signature import compute_keys
 from nodes.core.state import ErrorInfo, NodeSpec, RunState, Step, admit, node_failed
@@ -122,7 +123,7 @@ def is_changed(cls: type, node: Mapping[str, Any], node_id: str) -> Any:
         return False
     data: dict[str, list[Any]] = {}
     for name, value in node.get("inputs", {}).items():
-        data[name] = [None] if is_link(value) else [value.get("__value__") if isinstance(value, dict) and "__value__" in value else value]
+        data[name] = [None] if is_link(value) else [unwrap(value)]
     for name, kind in schema.hidden_inputs(cls).items():
         data[name] = [node_id if kind == "UNIQUE_ID" else None]
     try:

@@ -20,29 +20,27 @@ from nodes.core.graph import walk_links
 from nodes.core.state import NodeSpec, RunState, Step
 from worker import dispatch, events, functions, keys
 
-# how each hash stores its values: raw strings, integers, or JSON
+# how each hash stores its values: raw strings, integers, or JSON (meta: field by field)
 _RAW = ("key", "status", "keyq", "holders", "made", "near")
 _INT = ("seq", "attempts")
-
-
+_META = {"client": "raw", "end": "raw", "pending": "int", "ver": "int", "outputs": "json"}
 _JSON = json.JSONEncoder(separators=(",", ":"))
 
 
-def _encode(part: str, value: Any) -> str:
-    if part in _RAW:
-        return str(value)
-    if part in _INT:
-        return str(int(value))
-    return _JSON.encode(value)
+def _kind(part: str, field: str) -> str:
+    if part == "meta":
+        return _META[field]
+    return "raw" if part in _RAW else "int" if part in _INT else "json"
 
 
-def _decode(part: str, raw: bytes) -> Any:
-    text = raw.decode()
-    if part in _RAW:
-        return text
-    if part in _INT:
-        return int(text)
-    return json.loads(text)
+def _encode(part: str, field: str, value: Any) -> str:
+    kind = _kind(part, field)
+    return _JSON.encode(value) if kind == "json" else str(value)
+
+
+def _decode(part: str, field: str, raw: bytes) -> Any:
+    kind, text = _kind(part, field), raw.decode()
+    return json.loads(text) if kind == "json" else int(text) if kind == "int" else text
 
 
 def _parts(state: RunState, only: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -64,25 +62,10 @@ def _parts(state: RunState, only: Collection[str] | None = None) -> dict[str, di
         "made": lambda: dict(state.made),
         "near": lambda: dict(state.near),
         "ui": lambda: {nid: ui for nid, ui in state.ui.items() if ui},
-        "resolve": lambda: {nid: {"result": r, "sources": _link_sources(r)} for nid, r in state.resolve.items()},
+        "resolve": lambda: {nid: {"result": r, "sources": list(dict.fromkeys(link[0] for link in walk_links(r)))}
+                            for nid, r in state.resolve.items()},
     }
     return {part: make() for part, make in build.items() if only is None or part in only}
-
-
-def _link_sources(result: list[Any]) -> list[str]:
-    out: list[str] = []
-    for link in walk_links(result):
-        if link[0] not in out:
-            out.append(link[0])
-    return out
-
-
-_META = {"client": "raw", "end": "raw", "pending": "int", "outputs": "json"}
-
-
-def _meta_encode(name: str, value: Any) -> str:
-    kind = _META[name]
-    return json.dumps(value) if kind == "json" else str(value)
 
 
 HASHES = ("spec", "key", "srcs", "disp", "status", "seq", "deps", "waiters", "keyq", "holders", "made", "near", "ui", "resolve")
@@ -100,24 +83,25 @@ class Loaded:
 
 def load(r: redis.Redis, pid: str) -> Loaded | None:
     """Read a whole run state (one round trip). None when the run has no state."""
+    parts = ("meta", *HASHES)
     pipe = r.pipeline(transaction=False)
-    pipe.hgetall(keys.run_part(pid, "meta"))
-    for part in HASHES:
+    for part in parts:
         pipe.hgetall(keys.run_part(pid, part))
     pipe.lrange(keys.run_part(pid, "executed"), 0, -1)
     pipe.lrange(keys.run_part(pid, "msgs"), 0, -1)
-    got = pipe.execute()
-    meta_raw: dict[bytes, bytes] = got[0]
-    if not meta_raw:
+    *hashes, executed_raw, msgs_raw = pipe.execute()
+    values = {part: {f.decode(): _decode(part, f.decode(), v) for f, v in raw.items()}
+              for part, raw in zip(parts, hashes, strict=True)}
+    meta = values["meta"]
+    if not meta:
         return None
-    values = {part: {k.decode(): _decode(part, v) for k, v in raw.items()} for part, raw in zip(HASHES, got[1:], strict=False)}
-    meta = {k.decode(): v.decode() for k, v in meta_raw.items()}
-    executed = [x.decode() for x in got[-2]]
-    msgs = [json.loads(x) for x in got[-1]]
+    meta.pop("ver", None)  # bumped by every step, never diffed
+    executed = [x.decode() for x in executed_raw]
+    msgs = [json.loads(x) for x in msgs_raw]
     st = RunState(
         pid=pid,
         client_id=meta.get("client") or None,
-        outputs=json.loads(meta.get("outputs", "[]")),
+        outputs=meta.get("outputs", []),
         nodes={nid: NodeSpec.from_json(spec) for nid, spec in values["spec"].items()},
         status=dict(values["status"]),
         seq=dict(values["seq"]),
@@ -133,8 +117,6 @@ def load(r: redis.Redis, pid: str) -> Loaded | None:
         msgs=msgs,
         end=meta.get("end") or None,
     )
-    values["meta"] = {"client": meta.get("client", ""), "end": meta.get("end", ""),
-                      "pending": int(meta.get("pending", "0")), "outputs": st.outputs}
     return Loaded(st, values, len(executed), len(msgs))
 
 
@@ -149,8 +131,7 @@ def write(pipe: Any, loaded: Loaded | None, state: RunState, only: Collection[st
         gone = [k for k in old if k not in now]
         key = keys.run_part(pid, part)
         if changed:
-            encode = _meta_encode if part == "meta" else (lambda name, value, part=part: _encode(part, value))
-            pipe.hset(key, mapping={k: encode(k, v) for k, v in changed.items()})
+            pipe.hset(key, mapping={k: _encode(part, k, v) for k, v in changed.items()})
         if gone:
             pipe.hdel(key, *gone)
     pipe.hincrby(keys.run_part(pid, "meta"), "ver", 1)
@@ -159,7 +140,7 @@ def write(pipe: Any, loaded: Loaded | None, state: RunState, only: Collection[st
         pipe.rpush(keys.run_part(pid, "executed"), *executed)
     msgs = state.msgs[loaded.msgs:] if loaded is not None else state.msgs
     if msgs:
-        pipe.rpush(keys.run_part(pid, "msgs"), *[json.dumps(m, separators=(",", ":")) for m in msgs])
+        pipe.rpush(keys.run_part(pid, "msgs"), *[_JSON.encode(m) for m in msgs])
 
 
 def write_step(pipe: Any, state: RunState, step: Step, now_ms: int) -> None:

@@ -35,6 +35,11 @@ def links(node: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     return [(name, v[0], int(v[1])) for name, v in node.get("inputs", {}).items() if is_link(v)]
 
 
+def sources(node: Mapping[str, Any]) -> list[str]:
+    """Link sources of a node, each once, in input order."""
+    return list(dict.fromkeys(src for _name, src, _socket in links(node)))
+
+
 @dataclass(frozen=True)
 class NodeFacts:
     """What the scheduler must know of a node's class: its lazy and rawLink input names, output flag."""

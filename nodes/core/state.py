@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from nodes.core.graph import NodeFacts, links, needed_nodes, walk_links
+from nodes.core.graph import NodeFacts, needed_nodes, sources, strong_sources, walk_links
 from nodes.core.signature import is_unique
 
 WAITING, QUEUED, DONE, CACHED = "w", "q", "d", "c"
@@ -57,21 +57,15 @@ class NodeSpec:
 
     @cached_property
     def _sources(self) -> tuple[list[str], list[str]]:
-        every: list[str] = []
-        strong: list[str] = []
-        for name, src, _socket in links(self.as_node()):
-            if src not in every:
-                every.append(src)
-            if name not in self.lazy and src not in strong:
-                strong.append(src)
-        return every, strong
+        node = self.as_node()
+        return sources(node), strong_sources(node, self.facts)
 
     def sources(self) -> list[str]:
         """Link sources, each once, in input order."""
         return list(self._sources[0])
 
     def strong_sources(self) -> list[str]:
-        """Sources it must wait for (links on inputs that are not lazy): :func:`graph.strong_sources`."""
+        """Sources it must wait for: links on inputs that are not lazy."""
         return list(self._sources[1])
 
     def as_node(self) -> dict[str, Any]:

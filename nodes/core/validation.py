@@ -64,6 +64,8 @@ Verdict = tuple[bool, list[ErrorDict]]
 # Modules whose classes are V3 bases: a ``validate_inputs`` defined there is the default, not the node's.
 _V3_BASE_MODULE_PREFIXES = ("comfy_api", "nodes.compat")
 _MAX_LISTED_COMBO = 20
+# constants of these types are converted (and written back into the prompt), as upstream does
+_CONVERT: dict[str, Callable[[Any], Any]] = {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}
 
 
 class DependencyCycleError(NodefarmNodesError):
@@ -469,17 +471,9 @@ class _Validator:
             if isinstance(value, dict) and "__value__" in value:
                 value = value["__value__"]
                 inputs[name] = value
-            if input_type == "INT":
-                value = int(value)
-                inputs[name] = value
-            elif input_type == "FLOAT":
-                value = float(value)
-                inputs[name] = value
-            elif input_type == "STRING":
-                value = str(value)
-                inputs[name] = value
-            elif input_type == "BOOLEAN":
-                value = bool(value)
+            convert = _CONVERT.get(input_type) if isinstance(input_type, str) else None
+            if convert is not None:
+                value = convert(value)
                 inputs[name] = value
         except Exception as exc:
             return {
