@@ -64,9 +64,9 @@ def expanded(farm: Farm, state: RunState, nid: str, result: CallResult) -> Expan
     literal_keys = {lit: UNIQUE + hashlib.sha256(f"{pid}/{lit}".encode()).hexdigest() for lit in literals}
     done: dict[str, str | None] = {}
     for lit, value in literals.items():
-        local_only = farm.store.put(literal_keys[lit], [[value]], None)
+        stored = farm.store.put(literal_keys[lit], [[value]], None)
         farm.cache.stored(literal_keys[lit])
-        done[lit] = farm.settings.worker_name if local_only else None
+        done[lit] = farm.settings.worker_name if stored.local_only else None
     if literals:  # a literal has no recipe to recompute it from: readable by every worker before it is used
         farm.store.flush()
     known = {**{n: s.key for n, s in state.nodes.items()}, **literal_keys}

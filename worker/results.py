@@ -20,10 +20,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
+from nodes.core.state import BIG_RESULT
 from worker import codec, keys
 from worker.errors import ResultLost
 
@@ -35,10 +36,14 @@ WAIT_POLL_S = (0.001, 0.002, 0.005, 0.01, 0.02)  # back-off of a consumer waitin
 # EXISTS of each key, in one call (a pipeline of thousands of EXISTS costs the client far more)
 EXISTS_EACH = "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('EXISTS', k) end return out"
 UPLOAD_BATCH_S = 0.005  # the writer gathers results this long, then uploads them in one round trip
-# a big result's upload waits this long, so that the next node on this worker (its likely consumer,
-# see the locality rule in worker/functions.lua) starts before the upload competes for the cores
+# a big result's upload (nodes.core.state.BIG_RESULT) waits this long, so that the next node on this
+# worker (its likely consumer, see the locality rule) starts before the upload competes for the cores
 BIG_UPLOAD_DELAY_S = 0.03
-BIG_UPLOAD = 1 << 20
+
+
+class Stored(NamedTuple):
+    local_only: bool  # only this worker can hold it (not serializable)
+    nbytes: int  # its size in memory
 
 
 class ResultStore:
@@ -58,8 +63,8 @@ class ResultStore:
         self._exists_script = r.register_script(EXISTS_EACH)
 
     # -- local memory ---------------------------------------------------------------------------
-    def _remember(self, key: str, outputs: Any) -> None:
-        size = codec.nbytes(outputs)
+    def _remember(self, key: str, outputs: Any, size: int | None = None) -> None:
+        size = codec.nbytes(outputs) if size is None else size
         if key in self._local:
             self._local_bytes -= self._local.pop(key)[1]
         self._local[key] = (outputs, size)
@@ -78,20 +83,20 @@ class ResultStore:
         return hit[0]
 
     # -- writing, behind the run ----------------------------------------------------------------
-    def put(self, key: str, outputs: list[list[Any]], ui: Any) -> bool:
-        """Keep outputs here and queue their upload (with ui). True when only this worker can hold them."""
-        self._remember(key, outputs)
+    def put(self, key: str, outputs: list[list[Any]], ui: Any) -> Stored:
+        """Keep outputs here and queue their upload (with ui)."""
+        size = codec.nbytes(outputs)
+        self._remember(key, outputs, size)
         local_only = not codec.serializable(outputs)
-        big = codec.nbytes(outputs) >= BIG_UPLOAD
         with self._lock:
             self._pending[key] = (outputs, ui, local_only)
-            if big and self._big_since is None:
+            if size >= BIG_RESULT and self._big_since is None:
                 self._big_since = time.monotonic()
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_loop, name="nodefarm-results", daemon=True)
                 self._writer.start()
             self._lock.notify_all()
-        return local_only
+        return Stored(local_only, size)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued upload is written. False on timeout."""

@@ -39,7 +39,7 @@ from nodes.core.state import (
     display_id,
     execution_error,
 )
-from worker import codec, context, events, expansion, files, functions, keys, lazy, prompt_queue, runstore
+from worker import context, events, expansion, files, functions, keys, lazy, prompt_queue, runstore
 from worker.advance import advance
 from worker.context import NodeContext
 from worker.errors import ResultLost
@@ -124,12 +124,12 @@ def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started, seq: int)
 
 
 def _store(farm: Farm, key: str, result: CallResult) -> Done:
-    local_only = farm.store.put(key, result.outputs, result.ui)
+    stored = farm.store.put(key, result.outputs, result.ui)
     farm.cache.stored(key)
     if result.ui:
         files.ship_ui_files(farm, result.ui)
-    return Done(ui=result.ui, holder=farm.settings.worker_name if local_only else None, worker=farm.settings.worker_name,
-                nbytes=codec.nbytes(result.outputs))
+    return Done(ui=result.ui, holder=farm.settings.worker_name if stored.local_only else None,
+                worker=farm.settings.worker_name, nbytes=stored.nbytes)
 
 
 def _validate_deferred(cls: type, data: dict[str, list[Any]]) -> Failed | None:
@@ -204,8 +204,9 @@ class NodeRun:
         server.client_id = self.ctx.client_id
         server.last_node_id = display_id(self.ctx.view(), nid) if nid == self.ctx.nid else nid
         server.last_prompt_id = self.ctx.pid
-        kinds = set(schema.hidden_inputs(cls).values())
-        return assemble_inputs(cls, spec.as_node(), link_values, self.hidden(nid, kinds))
+        types = schema.input_types(cls)  # once per node: INPUT_TYPES() may list files or models
+        kinds = set(schema.hidden_inputs(cls, types).values())
+        return assemble_inputs(cls, spec.as_node(), link_values, self.hidden(nid, kinds), types)
 
     def instance(self, cls: type, nid: str, class_type: str) -> Any:
         obj = self.farm.objects.get((nid, class_type))

@@ -49,9 +49,11 @@ def assemble_inputs(
     node: dict,
     link_values: dict[str, list[list[Any]]],
     hidden: Hidden,
+    types: dict[str, Any] | None = None,
 ) -> dict[str, list[Any]]:
-    """Every input as a list (spec 5.3). ``link_values``: source id -> its outputs (socket -> list)."""
-    types = schema.input_types(cls)
+    """Every input as a list (spec 5.3). ``link_values``: source id -> its outputs (socket -> list);
+    ``types``: the class's ``INPUT_TYPES()`` when the caller has it already."""
+    types = schema.input_types(cls) if types is None else types
     v3 = schema.is_v3(cls)  # a V3 node's hidden inputs come as ``cls.hidden``, never from the prompt
     data: dict[str, list[Any]] = {}
     for name, value in node.get("inputs", {}).items():
@@ -68,6 +70,6 @@ def assemble_inputs(
             # upstream passes the constant of any declared input, V1 hidden ones included (a
             # for-loop open node declares its counter ``hidden``: ``{"initial_value0": ("*",)}``)
             data[name] = [unwrap(value)]
-    for name, kind in schema.hidden_inputs(cls).items():
+    for name, kind in schema.hidden_inputs(cls, types).items():
         data[name] = [hidden.value(kind)]
     return data
