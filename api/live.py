@@ -195,30 +195,6 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
     return hub, socketio
 
 
-class Registries:
-    """Each running run's progress registry. Deltas are kept as they arrive and folded in only when
-    some client needs the whole registry; entries are kept serialized (a full frame is one join)."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, dict[str, str]] = {}
-        self.unread: dict[str, list[str]] = {}
-
-    def update(self, pid: str, raw: str) -> None:
-        self.unread.setdefault(pid, []).append(raw)
-
-    def frame(self, pid: str) -> str:
-        """``{"prompt_id", "nodes"}`` with every entry of the run: ComfyUI's full progress_state data."""
-        entries = self.runs.setdefault(pid, {})
-        for raw in self.unread.pop(pid, []):
-            for nid, entry in (json.loads(raw).get("nodes") or {}).items():
-                entries[json.dumps(nid)] = json.dumps(entry)
-        return '{"prompt_id": ' + json.dumps(pid) + ', "nodes": {' + ", ".join(f"{k}: {v}" for k, v in entries.items()) + "}}"
-
-    def forget(self, pid: str) -> None:
-        self.runs.pop(pid, None)
-        self.unread.pop(pid, None)
-
-
 def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threading.Event) -> threading.Thread:
     """Follow ``nf:events`` and deliver each event to its clients.
 
@@ -229,7 +205,7 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
 
     def loop() -> None:
         r = redis.Redis.from_url(settings.redis_url)
-        registries = Registries()
+        registries = events.ProgressRegistry()
         last = "$"
         while not stop.is_set():
             try:
@@ -250,7 +226,7 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
             if 0 < read < RELAY_BATCH:  # let events gather: one read per batch, not per event
                 stop.wait(RELAY_PAUSE_S if hub.sockets or hub.sio else RELAY_IDLE_PAUSE_S)
 
-    def deliver(fields: dict, registries: Registries) -> None:
+    def deliver(fields: dict, registries: events.ProgressRegistry) -> None:
         etype = fields[b"type"].decode()
         to = fields[b"to"].decode()
         raw = fields[b"data"]
@@ -282,7 +258,7 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
             except Exception as exc:
                 log.debug("socketio emit failed: %s", exc)
 
-    def progress(pid: str, raw: str, to: str, registries: Registries) -> None:
+    def progress(pid: str, raw: str, to: str, registries: events.ProgressRegistry) -> None:
         registries.update(pid, raw)
         if not to:
             return

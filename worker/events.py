@@ -115,25 +115,36 @@ def legacy_preview(payload: bytes) -> bytes:
 class ProgressRegistry:
     """ComfyUI's per-prompt progress registry, rebuilt from the stored ``progress_state`` deltas.
 
-    Every relay (live, replay) feeds the events of a run through one of these and sends what
-    :meth:`expand` returns, so clients get ComfyUI's full ``progress_state`` frames.
+    Every relay (live in each API process, and replay) feeds a run's deltas through one of these
+    and sends ComfyUI's full frames to the clients that want them. Deltas are kept as they come and
+    folded in only when a full frame is asked for; entries are kept serialized, so a frame is one join.
     """
 
     def __init__(self) -> None:
-        self.runs: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, dict[str, str]] = {}
+        self.unread: dict[str, list[str]] = {}
 
-    def update(self, data: dict) -> None:
-        self.runs.setdefault(str(data.get("prompt_id", "")), {}).update(data.get("nodes") or {})
+    def update(self, pid: str, raw: str) -> None:
+        """Take a stored ``progress_state`` delta (its JSON text) of run ``pid``."""
+        self.unread.setdefault(pid, []).append(raw)
 
-    def view(self, pid: str) -> dict:
-        return {"prompt_id": pid, "nodes": dict(self.runs.get(pid, {}))}
+    def frame(self, pid: str) -> str:
+        """JSON text of ``{"prompt_id", "nodes"}`` with every entry of the run: ComfyUI's full frame."""
+        entries = self.runs.setdefault(pid, {})
+        for raw in self.unread.pop(pid, []):
+            for nid, entry in (json.loads(raw).get("nodes") or {}).items():
+                entries[json.dumps(nid)] = json.dumps(entry)
+        return '{"prompt_id": ' + json.dumps(pid) + ', "nodes": {' + ", ".join(f"{k}: {v}" for k, v in entries.items()) + "}}"
 
-    def expand(self, data: dict) -> dict:
-        self.update(data)
-        return self.view(str(data.get("prompt_id", "")))
+    def expand(self, delta: dict) -> dict:
+        """Take a delta and return the run's full frame, both as data."""
+        pid = str(delta.get("prompt_id", ""))
+        self.update(pid, json.dumps(delta))
+        return dict(json.loads(self.frame(pid)))
 
     def forget(self, pid: str) -> None:
         self.runs.pop(pid, None)
+        self.unread.pop(pid, None)
 
 
 def replay(r: Any, pid: str, after: str | None = None) -> list[dict]:
