@@ -24,7 +24,6 @@ class Farm:
     settings: Settings
     registry: NodeRegistry
     r: redis.Redis
-    rr: redis.Redis
     store: ResultStore
     cache: CachePolicy
     # one node instance per (node id, class) in this process, reused across runs (spec 5.8)
@@ -44,7 +43,6 @@ class Farm:
             settings=settings,
             registry=registry,
             r=r,
-            rr=store.r,
             store=store,
             cache=CachePolicy(settings.cache_mode, settings.cache_lru_size, r, store),
         )

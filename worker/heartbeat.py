@@ -105,7 +105,7 @@ def reap(r: redis.Redis, settings: Settings) -> list[str]:
     return rescued
 
 
-def start(settings: Settings, celery: Any, stop: threading.Event) -> threading.Thread:
+def start(settings: Settings, stop: threading.Event) -> threading.Thread:
     def loop() -> None:
         r = redis.Redis.from_url(settings.redis_url)
         devices = gpu_devices() or ([] if not settings.cpu else [])

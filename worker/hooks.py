@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nodes.core.state import parent_id, progress_delta, real_id
+from nodes.core.state import RunState, node_ids, progress_delta
 from worker import context, events, keys
 from worker.farm import Farm
 
@@ -27,14 +27,8 @@ def install(farm: Farm) -> None:
 
     def make_preview(image: tuple, node: str) -> tuple[int, bytes]:
         ctx = context.current()
-        view = ctx.view() if ctx is not None else None
-        meta = {
-            "node_id": node,
-            "prompt_id": ctx.pid if ctx is not None else None,
-            "display_node_id": node if view is None else _display(view, node),
-            "parent_node_id": None if view is None else parent_id(view, node),
-            "real_node_id": node if view is None else real_id(view, node),
-        }
+        view = ctx.view() if ctx is not None else RunState("", None, [])  # outside a node: no run
+        meta = {**node_ids(view, node), "prompt_id": ctx.pid if ctx is not None else None}
         fmt, pil, max_size = (list(image) + [None, None, None])[:3]
         return events.PREVIEW_IMAGE_WITH_METADATA, events.preview_payload(pil, fmt, max_size, meta)
 
@@ -81,9 +75,3 @@ def install(farm: Farm) -> None:
     utils.set_progress_bar_global_hook(progress)
     folder_paths.set_counter_hook(files.make_counter(farm.r))
     folder_paths.set_fetch_hook(files.make_fetch(farm.r, farm.settings))
-
-
-def _display(view: Any, node: str) -> str:
-    from nodes.core.state import display_id
-
-    return display_id(view, node)

@@ -76,7 +76,7 @@ def run_worker(settings: Settings, queues: list[str] | None, concurrency: int, p
     private = keys.worker_queue(settings.worker_name)
     wanted = [private] + [q for q in (queues or [keys.SHARED_QUEUE]) if q != private]
     stop = threading.Event()
-    heartbeat.start(settings, app, stop)
+    heartbeat.start(settings, stop)
     argv = [
         "worker",
         "-P", pool,

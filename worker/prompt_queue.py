@@ -43,7 +43,7 @@ def emit_status(r: redis.Redis) -> None:
 def enqueue(r: redis.Redis, item: QueueItem) -> None:
     """Queue a validated run and tell every client the queue size (one atomic step: ``nf_enqueue``)."""
     pid = item.prompt_id
-    private = json.dumps({"sensitive": item.sensitive, "deferred": item.deferred}) if item.sensitive or item.deferred else ""
+    private = json.dumps(item.private()) if item.sensitive or item.deferred else ""
     r.fcall("nf_enqueue", 5, keys.run_item(pid), keys.run_private(pid), keys.QUEUE, keys.RUNNING, keys.EVENTS,
             pid, repr(float(item.number)), json.dumps(item.wire()), private)
 
@@ -53,10 +53,7 @@ def load_item(r: Any, pid: str) -> QueueItem | None:
     raw, private = r.mget([keys.run_item(pid), keys.run_private(pid)])
     if raw is None:
         return None
-    extra = json.loads(private) if private else {}
-    item = QueueItem.from_wire(json.loads(raw), extra.get("sensitive"))
-    item.deferred = list(extra.get("deferred", []))
-    return item
+    return QueueItem.from_wire(json.loads(raw), json.loads(private) if private else None)
 
 
 def queue_items(r: redis.Redis) -> tuple[list[QueueItem], list[QueueItem]]:

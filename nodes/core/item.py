@@ -50,6 +50,13 @@ class QueueItem:
         return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
 
     @classmethod
-    def from_wire(cls, value: list[Any], sensitive: dict[str, Any] | None = None) -> QueueItem:
+    def from_wire(cls, value: list[Any], private: dict[str, Any] | None = None) -> QueueItem:
+        """From ComfyUI's list, with what is never shown (``{"sensitive", "deferred"}``) when known."""
         number, prompt_id, prompt, extra_data, outputs = value[:5]
-        return cls(number, str(prompt_id), prompt, extra_data, list(outputs), dict(sensitive or {}))
+        private = private or {}
+        return cls(number, str(prompt_id), prompt, extra_data, list(outputs), dict(private.get("sensitive") or {}),
+                   list(private.get("deferred") or []))
+
+    def private(self) -> dict[str, Any]:
+        """What is stored beside the item and never shown."""
+        return {"sensitive": self.sensitive, "deferred": self.deferred}

@@ -258,17 +258,19 @@ def ephemeral_spec(
     return NodeSpec(parent=parent, display=display, real=real_id(state, parent), **fields)
 
 
-def progress_entry(state: RunState, nid: str, value: float, max_: float, running: bool) -> dict[str, Any]:
+def node_ids(state: RunState, nid: str) -> dict[str, Any]:
+    """How ComfyUI names a node in progress entries and preview metadata."""
     return {
-        "value": value,
-        "max": max_,
-        "state": "running" if running else "finished",
         "node_id": nid,
         "prompt_id": state.pid,
         "display_node_id": display_id(state, nid),
         "parent_node_id": parent_id(state, nid),
         "real_node_id": real_id(state, nid),
     }
+
+
+def progress_entry(state: RunState, nid: str, value: float, max_: float, running: bool) -> dict[str, Any]:
+    return {"value": value, "max": max_, "state": "running" if running else "finished", **node_ids(state, nid)}
 
 
 def progress_delta(state: RunState, nid: str, value: float, max_: float, running: bool) -> dict[str, Any]:
