@@ -21,9 +21,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def advance(farm: Farm, pid: str, nid: str, seq: int | None, outcome: Outcome) -> None:
-    """Apply ``outcome`` of node ``nid`` (dispatch ``seq``; None: whatever dispatch is live) to run ``pid``."""
-    if isinstance(outcome, Done) and seq is not None:
+def advance(farm: Farm, pid: str, nid: str, seq: int, outcome: Outcome) -> None:
+    """Apply ``outcome`` of node ``nid`` (its dispatch ``seq``) to run ``pid``."""
+    if isinstance(outcome, Done):
         got = functions.done(farm.r, pid, nid, seq, farm.settings.worker_name, now_ms(), ran=outcome.ran,
                              holder=outcome.holder, ui=outcome.ui, nbytes=outcome.nbytes,
                              alive_after=time.time() - 3 * farm.settings.heartbeat_s)
@@ -34,7 +34,8 @@ def advance(farm: Farm, pid: str, nid: str, seq: int | None, outcome: Outcome) -
 
 
 def transact(farm: Farm, pid: str, stimulus: Callable[[RunState], Step]) -> Step | None:
-    """Apply a stimulus of the pure state machine to a run, then dispatch and finish as it says."""
+    """Apply a stimulus of the pure state machine to a run (its tasks are queued in the same
+    transaction), then what follows the run's end if it ended."""
     got = runstore.transact(farm.r, pid, stimulus, now_ms())
     if got is None:
         return None

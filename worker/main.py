@@ -24,9 +24,6 @@ from worker.farm import Farm
 
 log = logging.getLogger("nodefarm.worker")
 
-UPLOAD_FLUSH_S = 30.0
-
-
 class WorkerRuntime:
     """Per-process farm handles, rebuilt after a fork (connections are never shared across fork)."""
 
@@ -46,7 +43,7 @@ class WorkerRuntime:
     def shutdown(self) -> None:
         """A pool child exits: finish the uploads it still owes the result store."""
         if self._farm is not None and self._pid == os.getpid():
-            self._farm.store.flush(timeout=UPLOAD_FLUSH_S)
+            self._farm.store.flush()
 
 
 def _die_with_parent() -> None:

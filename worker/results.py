@@ -35,6 +35,7 @@ WRITE_RETRIES = 3
 WAIT_POLL_S = (0.001, 0.002, 0.005, 0.01, 0.02)  # back-off of a consumer waiting for an upload
 # EXISTS of each key, in one call (a pipeline of thousands of EXISTS costs the client far more)
 EXISTS_EACH = "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('EXISTS', k) end return out"
+FLUSH_TIMEOUT_S = 60.0  # the longest a worker waits for its queued uploads (a node ending a run, a child exiting)
 UPLOAD_BATCH_S = 0.005  # the writer gathers results this long, then uploads them in one round trip
 # a big result's upload (nodes.core.state.BIG_RESULT) waits this long, so that the next node on this
 # worker (its likely consumer, see the locality rule) starts before the upload competes for the cores
@@ -98,8 +99,8 @@ class ResultStore:
             self._lock.notify_all()
         return Stored(local_only, size)
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued upload is written. False on timeout."""
+    def flush(self, timeout: float | None = FLUSH_TIMEOUT_S) -> bool:
+        """Wait until every queued upload is written (None: for ever). False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while self._pending:

@@ -48,9 +48,6 @@ from worker.farm import Farm
 
 log = logging.getLogger("nodefarm.task")
 
-UPLOAD_FLUSH_S = 60.0
-
-
 def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
     worker = farm.settings.worker_name
     started = functions.start(farm.r, pid, nid, seq, worker, farm.settings.max_node_attempts)
@@ -65,18 +62,18 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
                 outcome = Done(ui=ui, ran=False)
         if outcome is None:
             with context.executing(ctx):
-                outcome = _outcome(farm, ctx, started, seq)
+                outcome = _outcome(farm, ctx, started)
         if isinstance(outcome, Done) and started.pending <= 1:
             # the run ends with this node: its results are all in the store before anyone can see
             # it finished (an identical prompt submitted right after is cached through and through)
-            farm.store.flush(timeout=UPLOAD_FLUSH_S)
+            farm.store.flush()
         advance(farm, pid, nid, seq, outcome)
     finally:
         if not isinstance(outcome, Done):  # nf_done unregisters a finished node itself
             farm.r.hdel(keys.worker_running(worker), f"{pid} {nid}")
 
 
-def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started, seq: int) -> Outcome:
+def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started) -> Outcome:
     spec, nid = ctx.spec, ctx.nid
     if started.cancelled:
         return Interrupted()
