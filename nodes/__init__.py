@@ -34,20 +34,26 @@ def bind_registry(registry: NodeRegistry) -> None:
 
 
 def interrupt_processing(value: bool = True) -> None:
-    from nodes.compat.comfy import model_management
+    from nodes import face
 
-    model_management.interrupt_current_processing(value)
+    face.live("comfy.model_management").interrupt_current_processing(value)
 
 
 def before_node_execution() -> None:
-    from nodes.compat.comfy import model_management
+    from nodes import face
 
-    model_management.throw_exception_if_processing_interrupted()
+    face.live("comfy.model_management").throw_exception_if_processing_interrupted()
 
 
 def __getattr__(name: str) -> Any:
     # Core classes for subclassing (nodes.SaveImage, nodes.LoadImage, ...), resolved lazily so that
-    # importing this package has no side effects.
+    # importing this package has no side effects. With --comfyui, everything of the user's ComfyUI's
+    # nodes.py (common_ksampler, CLIPTextEncode, its SaveImage, ...) comes from there.
+    import sys
+
+    comfyui_nodes = sys.modules.get("comfyui_nodes")
+    if comfyui_nodes is not None and not name.startswith("__") and hasattr(comfyui_nodes, name):
+        return getattr(comfyui_nodes, name)
     if name[:1].isupper():
         from nodes import builtin
 

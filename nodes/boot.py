@@ -21,14 +21,15 @@ log = logging.getLogger("nodefarm.boot")
 COMPAT_DIR = Path(__file__).resolve().parent / "compat"
 
 
-def install_compat() -> None:
+def install_compat(*, skip: tuple[str, ...] = ()) -> None:
     """Put the compat folder on sys.path and register each of its modules under its ComfyUI name.
 
     Idempotent. Every module is imported once as ``nodes.compat.<name>`` and the same object is
     entered as ``sys.modules[<name>]``, so a custom node's ``import folder_paths`` and our
-    ``nodes.compat.folder_paths`` never diverge.
+    ``nodes.compat.folder_paths`` never diverge. ``skip``: top-level names the user's ComfyUI
+    provides (``--comfyui``): those are neither registered nor found through our folder.
     """
-    if str(COMPAT_DIR) not in sys.path:
+    if not skip and str(COMPAT_DIR) not in sys.path:
         sys.path.insert(0, str(COMPAT_DIR))
     from nodes.compat import aiohttp_web_shim
 
@@ -37,22 +38,36 @@ def install_compat() -> None:
 
     for info in pkgutil.walk_packages(compat_pkg.__path__, prefix="nodes.compat."):
         short = info.name[len("nodes.compat."):]
+        if short.split(".")[0] in skip:
+            continue
         if short in sys.modules and sys.modules[short] is sys.modules.get(info.name):
             continue
         module = importlib.import_module(info.name)
         sys.modules[short] = module
 
 
-def boot(settings: Settings) -> NodeRegistry:
-    """Configure the ComfyUI module face from ``settings`` and load every node. Returns the registry."""
-    install_compat()
-    from nodes.compat import folder_paths
+def boot(settings: Settings, *, api: bool = False) -> NodeRegistry:
+    """Configure the ComfyUI module face from ``settings`` and load every node. Returns the registry.
 
-    custom_dirs = folder_paths.configure(settings)
-    registry = NodeRegistry()
+    With ``settings.comfyui_dir`` the user's ComfyUI is loaded (:mod:`nodes.comfyui`; CPU-only when
+    ``api``): its node classes come first, ours fill in the names it lacks."""
     from nodes import builtin
 
-    registry.add_builtin(builtin.NODE_CLASS_MAPPINGS, builtin.NODE_DISPLAY_NAME_MAPPINGS, "nodes")
+    registry = NodeRegistry()
+    if settings.comfyui_dir is not None:
+        from nodes import comfyui
+
+        install_compat(skip=comfyui.PROVIDED)
+        core, display = comfyui.node_classes(comfyui.load(settings, api=api))
+        mine = {k: v for k, v in builtin.NODE_CLASS_MAPPINGS.items() if k not in core}
+        registry.add_builtin({**core, **mine}, {**builtin.NODE_DISPLAY_NAME_MAPPINGS, **display}, "nodes")
+        custom_dirs = comfyui.custom_nodes_dirs(settings)
+    else:
+        install_compat()
+        from nodes.compat import folder_paths
+
+        custom_dirs = folder_paths.configure(settings)
+        registry.add_builtin(builtin.NODE_CLASS_MAPPINGS, builtin.NODE_DISPLAY_NAME_MAPPINGS, "nodes")
     nodes_face.bind_registry(registry)
     registry.load_custom_nodes(custom_dirs)
     nodes_face.bind_registry(registry)

@@ -55,6 +55,13 @@ class Settings:
     cache_lru_size: int = 0
     # Force the CPU even when CUDA is present (--cpu). NODEFARM_CPU=1.
     cpu: bool = False
+    # The user's ComfyUI checkout to run (--comfyui DIR): its comfy, comfy_extras, nodes.py and
+    # folder_paths are loaded at run time (nodes/comfyui.py). NODEFARM_COMFYUI, default: none
+    # (nodefarm's own stand-ins).
+    comfyui_dir: Path | None = None
+    # ComfyUI flags passed through to ComfyUI's own argument parser in every process
+    # (--preview-method, --lowvram, --fp16-vae, ...), one shell-quoted string. NODEFARM_COMFYUI_ARGS.
+    comfyui_args: str = ""
     # Name of this worker (Celery node name and private queue). NODEFARM_WORKER_NAME,
     # default "w<pid>@<hostname>".
     worker_name: str = ""
@@ -115,6 +122,8 @@ class Settings:
             cache_mode=cache_mode,
             cache_lru_size=lru,
             cpu=_env("NODEFARM_CPU", "0") in ("1", "true", "yes"),
+            comfyui_dir=Path(_env("NODEFARM_COMFYUI", "")).expanduser().resolve() if _env("NODEFARM_COMFYUI", "") else None,
+            comfyui_args=_env("NODEFARM_COMFYUI_ARGS", ""),
             worker_name=_env("NODEFARM_WORKER_NAME", f"w{os.getpid()}@{socket.gethostname()}"),
             max_active_runs=max(1, int(_env("NODEFARM_MAX_ACTIVE_RUNS", "4"))),
             max_node_attempts=max(1, int(_env("NODEFARM_MAX_NODE_ATTEMPTS", "2"))),

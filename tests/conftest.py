@@ -5,7 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.farm import Farm
+from tests.farm import COMFYUI, Farm, comfyui_missing
+
+
+def pytest_report_header() -> str:
+    return comfyui_missing() or f"real-ComfyUI tier: ComfyUI at {COMFYUI}"
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,15 @@ import websocket
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_NODES = ROOT / "tests" / "custom_nodes"
+# the ComfyUI of the real-ComfyUI tier (tests/comfyui): ComfyUI 0.3.64 beside the project in CI
+COMFYUI = Path(os.environ.get("NODEFARM_TEST_COMFYUI") or ROOT.parent / "shared" / "comfyui").resolve()
+
+
+def comfyui_missing() -> str | None:
+    """Why the real-ComfyUI tier cannot run here, or None."""
+    if not (COMFYUI / "nodes.py").is_file():
+        return f"real-ComfyUI tier skipped: no ComfyUI at {COMFYUI} (set NODEFARM_TEST_COMFYUI)"
+    return None
 
 
 def free_port() -> int:

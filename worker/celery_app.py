@@ -38,6 +38,9 @@ def reliable_conf(time_limit: int) -> dict[str, Any]:
         "worker_redirect_stdouts": False,
         "worker_send_task_events": False,
         "worker_soft_shutdown_timeout": 10,
+        # a pool child boots before it reports up; with --comfyui that imports the user's ComfyUI
+        # (torch, transformers, its node packs): often well past Celery's default of 4 s
+        "worker_proc_alive_timeout": 180,
     }
 
 

@@ -28,21 +28,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from nodes import face
 from worker.errors import NotSerializable
 
 ALIGN = 64
 
 
 def _blocker_type() -> type:
-    from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker
+    """The live ExecutionBlocker (the user's ComfyUI's with --comfyui): what decoding makes."""
+    return face.live("comfy_execution.graph_utils").ExecutionBlocker  # type: ignore[no-any-return]
 
-    return ExecutionBlocker
+
+def _blocker_types() -> tuple[type, ...]:
+    """Every ExecutionBlocker class a value may be an instance of (ComfyUI's and ours)."""
+    return face.both("comfy_execution.graph_utils", "ExecutionBlocker")
 
 
 class _Encoder:
     def __init__(self) -> None:
         self.tensors: dict[str, torch.Tensor] = {}
-        self.blocker = _blocker_type()
+        self.blocker = _blocker_types()
 
     def tensor(self, t: torch.Tensor, tag: str) -> dict:
         name = str(len(self.tensors))
@@ -152,7 +157,7 @@ def _decode_tree(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 def serializable(value: Any) -> bool:
     """Whether :func:`encode` would take ``value`` (checked without encoding it)."""
-    blocker = _blocker_type()
+    blocker = _blocker_types()
     stack = [value]
     while stack:
         v = stack.pop()

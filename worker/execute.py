@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +82,18 @@ def map_over_list(
     return results
 
 
+def _ui_items(value: Any) -> list[Any]:
+    """One ui value as the list ComfyUI sends: an iterable (a tuple, a ``map``, a generator) gives
+    its elements; a str, bytes, dict or scalar is one element."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, bytearray, dict)):
+        return list(value)
+    return [value]
+
+
 def _merge_ui(uis: list[dict]) -> dict | None:
+    """Every call's ui, concatenated per key of the first (upstream's ``[y for x in uis for y in x[k]]``)."""
     if not uis:
         return None
     merged: dict[str, list] = {}
@@ -92,7 +103,7 @@ def _merge_ui(uis: list[dict]) -> dict | None:
             value = ui.get(key)
             if value is None:
                 continue
-            merged[key].extend(value if isinstance(value, (list, tuple)) else [value])
+            merged[key].extend(_ui_items(value))
     return merged
 
 
@@ -254,31 +265,40 @@ def expansion_from_spec(spec: Any, n_outputs: int, prefix: str) -> tuple[dict[st
 
 
 def normalize(cls: type, returns: list[Any]) -> CallResult:
-    """Merge per-call returns into ComfyUI's cached form: ``outputs[socket] -> values``."""
+    """Merge per-call returns into ComfyUI's cached form: ``outputs[socket] -> values``.
+
+    There are at least ``len(RETURN_TYPES)`` sockets, and one per returned value past them: like
+    upstream's ``merge_result_data``, every value a call returns is kept, so a link past the declared
+    outputs of a ``ByPassTypeTuple`` node reaches it. A call that returned fewer values gives None.
+    """
     n_out = len(schema.return_types(cls))
     is_list = schema.output_is_list(cls)
-    outcome = CallResult(outputs=[[] for _ in range(n_out)])
+    outcome = CallResult()
     uis: list[dict] = []
+    results: list[tuple[Any, ...] | ExecutionBlocker] = []
     for r in returns:
         result: Any
-        if isinstance(r, ExecutionBlocker):
-            result = (r,) * n_out
-        elif isinstance(r, dict):
+        if isinstance(r, dict):
             if r.get("ui") is not None:
                 uis.append(r["ui"])
             if "expand" in r and r["expand"] is not None:
                 outcome.expand.append(r["expand"])
             result = r.get("result", ())
-            if isinstance(result, ExecutionBlocker):
-                result = (result,) * n_out
         elif r is None:
             result = ()
         else:
             result = r
-        if not isinstance(result, (list, tuple)):
+        if not isinstance(result, (list, tuple, ExecutionBlocker)):
             result = (result,)
-        for i in range(n_out):
-            value = result[i] if i < len(result) else None
+        results.append(result if isinstance(result, ExecutionBlocker) else tuple(result))
+    width = max([n_out, *(len(r) for r in results if not isinstance(r, ExecutionBlocker))])
+    outcome.outputs = [[] for _ in range(width)]
+    for result in results:
+        for i in range(width):
+            if isinstance(result, ExecutionBlocker):  # a blocked call blocks every output
+                value: Any = result
+            else:
+                value = result[i] if i < len(result) else None
             if i < len(is_list) and is_list[i] and isinstance(value, (list, tuple)):
                 outcome.outputs[i].extend(value)
             else:

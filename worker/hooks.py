@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from nodes import face
 from nodes.core.state import RunState, node_ids, progress_delta
 from worker import context, events, keys
 from worker.farm import Farm
@@ -20,10 +21,12 @@ INTERRUPT_POLL_S = 0.02
 def install(farm: Farm) -> None:
     """Wire ComfyUI's globals (send_sync, progress bar, interrupt, file counters) to the farm."""
     from nodes.compat import folder_paths, server
-    from nodes.compat.comfy import model_management, utils
     from worker import files
 
-    model_management.configure(farm.settings.cpu)
+    model_management = face.live("comfy.model_management")
+    utils = face.live("comfy.utils")
+    if model_management is face.stand_in("comfy.model_management"):
+        model_management.configure(farm.settings.cpu)
 
     def make_preview(image: tuple, node: str) -> tuple[int, bytes]:
         ctx = context.current()
@@ -54,7 +57,7 @@ def install(farm: Farm) -> None:
             last_poll[1] = bool(farm.r.exists(keys.run_cancel(ctx.pid)))
         return bool(last_poll[1])
 
-    model_management.set_interrupt_probe(probe)
+    _interrupt_with(model_management, probe)
 
     def progress(value: float, total: float, preview: Any, node_id: str | None = None) -> None:
         model_management.throw_exception_if_processing_interrupted()
@@ -75,3 +78,28 @@ def install(farm: Farm) -> None:
     utils.set_progress_bar_global_hook(progress)
     folder_paths.set_counter_hook(files.make_counter(farm.r))
     folder_paths.set_fetch_hook(files.make_fetch(farm.r, farm.settings))
+
+
+def _interrupt_with(model_management: Any, probe: Any) -> None:
+    """Make ComfyUI's interrupt checks see a cancel of the run this process executes: our stand-in
+    takes the probe; the user's ComfyUI has one global flag, so its two check functions are wrapped
+    to raise the flag when the probe says the run was cancelled (a KSampler stops within a step)."""
+    if hasattr(model_management, "set_interrupt_probe"):
+        model_management.set_interrupt_probe(probe)
+        return
+    throw, asked = model_management.throw_exception_if_processing_interrupted, model_management.processing_interrupted
+
+    def raise_flag() -> None:
+        if probe():
+            model_management.interrupt_current_processing(True)
+
+    def throw_exception_if_processing_interrupted() -> None:
+        raise_flag()
+        throw()
+
+    def processing_interrupted() -> bool:
+        raise_flag()
+        return bool(asked())
+
+    model_management.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    model_management.processing_interrupted = processing_interrupted

@@ -27,14 +27,22 @@ log = logging.getLogger("nodefarm.worker")
 class WorkerRuntime:
     """Per-process farm handles, rebuilt after a fork (connections are never shared across fork)."""
 
-    def __init__(self, settings: Settings, registry: NodeRegistry) -> None:
+    def __init__(self, settings: Settings, registry: NodeRegistry | None) -> None:
         self.settings = settings
-        self.registry = registry
+        self.registry = registry  # None: each pool child boots its own (the user's ComfyUI, --comfyui)
         self._farm: Farm | None = None
         self._pid = 0
 
+    def boot_child(self) -> None:
+        """A pool child loads the user's ComfyUI itself: ComfyUI probes CUDA on import, which a
+        Celery parent must never do before it forks."""
+        if self.registry is None:
+            self.registry = boot(self.settings)
+
     def farm(self) -> Farm:
         if self._farm is None or self._pid != os.getpid():
+            self.boot_child()
+            assert self.registry is not None
             self._farm = Farm.connect(self.settings, self.registry)
             self._pid = os.getpid()
             hooks.install(self._farm)
@@ -58,7 +66,8 @@ def run_worker(settings: Settings, queues: list[str] | None, concurrency: int, p
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for d in (settings.output_dir, settings.input_dir, settings.temp_dir):
         d.mkdir(parents=True, exist_ok=True)
-    registry = boot(settings)
+    in_child = settings.comfyui_dir is not None and pool == "prefork"
+    registry = None if in_child else boot(settings)
     functions.load(redis.Redis.from_url(settings.redis_url))
     app = make_celery(settings)
     runtime = WorkerRuntime(settings, registry)
@@ -66,6 +75,7 @@ def run_worker(settings: Settings, queues: list[str] | None, concurrency: int, p
     worker_process_shutdown.connect(lambda **_: runtime.shutdown(), weak=False)
     worker_process_init.connect(lambda **_: _die_with_parent(), weak=False)
     worker_process_init.connect(lambda **_: cores.apply(settings, concurrency), weak=False)
+    worker_process_init.connect(lambda **_: runtime.farm(), weak=False)  # boot and connect before the first node
     if pool != "prefork":  # no pool child: this process runs the nodes
         cores.apply(settings)
     # its private queue first: with the "priority" queue order (worker/celery_app.py) a worker takes

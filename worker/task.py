@@ -17,10 +17,10 @@ import logging
 import traceback
 from typing import Any
 
-from nodes import schema
+import torch
+
+from nodes import face, schema
 from nodes.compat import server as compat_server
-from nodes.compat.comfy.model_management import InterruptProcessingException
-from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker
 from nodes.core.graph import is_link
 from nodes.core.inputs import Hidden, assemble_inputs
 from nodes.core.item import QueueItem
@@ -61,6 +61,7 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
             if found:  # another run stored this result since this one started: a cache hit
                 outcome = Done(ui=ui, ran=False)
         if outcome is None:
+            face.live("comfy.model_management").interrupt_current_processing(False)  # not another run's
             with context.executing(ctx):
                 outcome = _outcome(farm, ctx, started)
         if isinstance(outcome, Done) and started.pending <= 1:
@@ -106,14 +107,15 @@ def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started) -> Outcom
         if unevaluated and not callable(getattr(obj, "check_lazy_status", None)):
             lazy.attach_callables(run, cls, spec, data, unevaluated)
             unevaluated = set()
-        result = run_node(cls, obj, data, node_id=nid, prompt_id=ctx.pid, unevaluated=unevaluated,
-                          class_type=spec.class_type)
+        with torch.inference_mode():  # as ComfyUI runs every node (SaveImage numpy()s its tensors)
+            result = run_node(cls, obj, data, node_id=nid, prompt_id=ctx.pid, unevaluated=unevaluated,
+                              class_type=spec.class_type)
         if result.need:
             return Pending([spec.inputs[name][0] for name in result.need])
         if result.expand:
             return expansion.expanded(farm, run.state(), nid, result)
         return _store(farm, spec.key, result)
-    except InterruptProcessingException:
+    except face.both("comfy.model_management", "InterruptProcessingException"):
         return Interrupted()
     except Exception as exc:
         log.exception("node %s (%s) of %s failed", nid, spec.class_type, ctx.pid)
@@ -146,12 +148,13 @@ def _validate_deferred(cls: type, data: dict[str, list[Any]]) -> Failed | None:
 
 def _announce_blockers(run: NodeRun, nid: str, data: dict[str, list[Any]]) -> None:
     """A verbose ExecutionBlocker reaching its first consumer: execution_error, then a silent blocker."""
+    blockers = face.both("comfy_execution.graph_utils", "ExecutionBlocker")
     for values in data.values():
         for i, v in enumerate(values):
-            if isinstance(v, ExecutionBlocker) and v.message is not None:
+            if isinstance(v, blockers) and v.message is not None:
                 error = ErrorInfo(f"Execution Blocked: {v.message}", "ExecutionBlocked")
                 run.emit([("execution_error", execution_error(run.state(), nid, error, None, blocked=True))])
-                values[i] = ExecutionBlocker(None)
+                values[i] = type(v)(None)
 
 
 class NodeRun:
@@ -224,13 +227,8 @@ def error_info(exc: BaseException, data: dict[str, list[Any]]) -> ErrorInfo:
     module = typ.__module__
     name = typ.__qualname__ if module in ("builtins", "__main__") else f"{module}.{typ.__qualname__}"
     message = str(exc)
-    try:
-        from nodes.compat.comfy.model_management import OOM_EXCEPTION
-
-        if isinstance(exc, OOM_EXCEPTION):
-            message += "\nThis error means you ran out of memory on your GPU."
-    except ImportError:
-        pass
+    if isinstance(exc, face.both("comfy.model_management", "OOM_EXCEPTION")):
+        message += "\nThis error means you ran out of memory on your GPU."
     return ErrorInfo(f"{message}\n", name, traceback.format_tb(exc.__traceback__),
                      {k: [format_value(x) for x in v] for k, v in data.items()})
 

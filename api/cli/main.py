@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import socket
 import sys
 from collections.abc import Sequence
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Celery pool (default prefork)")
     worker.add_argument("--name", help="worker name, e.g. gpu0@%%h (default NODEFARM_WORKER_NAME or w<pid>@<host>)")
     worker.set_defaults(handler=cmd_worker)
+    for one in (up, api, worker):
+        one.add_argument("--comfyui", metavar="DIR", help="run the farm on this ComfyUI checkout: its nodes, models and custom nodes (NODEFARM_COMFYUI); ComfyUI flags nodefarm does not know are passed to it")
+
+    tiny = sub.add_parser("tiny-checkpoint", add_help=False, help="build a tiny random SD1.5 checkpoint to try the farm without a download")
+    tiny.set_defaults(handler=cmd_tiny_checkpoint)
 
     sub_submit = sub.add_parser("submit", help="submit an API-format workflow and optionally wait for it")
     submit.add_arguments(sub_submit)
@@ -119,7 +125,15 @@ def up_env(ns: argparse.Namespace) -> dict[str, str]:
         env["NODEFARM_MULTI_USER"] = "1"
     if ns.max_upload_size is not None:
         env["NODEFARM_MAX_UPLOAD_MB"] = str(max(1, math.ceil(ns.max_upload_size)))
+    env.update(comfyui_env(ns))
     return env
+
+
+def comfyui_env(ns: argparse.Namespace) -> dict[str, str]:
+    """``--comfyui DIR`` and the ComfyUI flags to pass through to it, as NODEFARM_* variables."""
+    if not getattr(ns, "comfyui", None):
+        return {}
+    return {"NODEFARM_COMFYUI": _absolute(ns.comfyui), "NODEFARM_COMFYUI_ARGS": shlex.join(ns.extras)}
 
 
 def ignored_flags_warning(extras: Sequence[str]) -> str | None:
@@ -132,7 +146,7 @@ def ignored_flags_warning(extras: Sequence[str]) -> str | None:
 
 
 def cmd_up(ns: argparse.Namespace) -> int:
-    warning = ignored_flags_warning(ns.extras)
+    warning = None if ns.comfyui else ignored_flags_warning(ns.extras)
     if warning:
         print(warning, file=sys.stderr)
     listen_warning = listen_host(ns.listen)[1]
@@ -156,7 +170,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
 def cmd_api(ns: argparse.Namespace) -> int:
     from api.cli.server import serve
 
-    settings = Settings.from_env()
+    settings = with_comfyui(Settings.from_env(), ns)
     if ns.host:
         settings = settings.with_(host=ns.host)
     if ns.port:
@@ -179,7 +193,21 @@ def worker_settings(ns: argparse.Namespace) -> Settings:
         settings = settings.with_(redis_url=ns.redis_url, result_redis_url=result)
     elif ns.result_redis_url:
         settings = settings.with_(result_redis_url=ns.result_redis_url)
+    settings = with_comfyui(settings, ns)
     return settings.with_(worker_name=expand_node_name(ns.name or settings.worker_name))
+
+
+def with_comfyui(settings: Settings, ns: argparse.Namespace) -> Settings:
+    env = comfyui_env(ns)
+    if not env:
+        return settings
+    return settings.with_(comfyui_dir=Path(env["NODEFARM_COMFYUI"]), comfyui_args=env["NODEFARM_COMFYUI_ARGS"])
+
+
+def cmd_tiny_checkpoint(ns: argparse.Namespace) -> int:
+    from api.cli import tiny_checkpoint
+
+    return tiny_checkpoint.main(ns.extras)
 
 
 def cmd_worker(ns: argparse.Namespace) -> int:
@@ -197,7 +225,7 @@ def cmd_submit(ns: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns, extras = parser.parse_known_args(argv)
-    if extras and ns.command != "up":
+    if extras and ns.command not in ("up", "tiny-checkpoint") and not getattr(ns, "comfyui", None):
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     ns.extras = extras
     try:

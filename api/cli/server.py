@@ -25,7 +25,7 @@ def build(settings: Settings) -> tuple[Farm, object, object, threading.Event]:
         d.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(settings.temp_dir, ignore_errors=True)  # ComfyUI wipes temp at start
     settings.temp_dir.mkdir(parents=True, exist_ok=True)
-    registry = boot(settings)
+    registry = boot(settings, api=True)
     farm = Farm.connect(settings, registry)
     functions.load(farm.r)
     files.seed_counters(farm.r, settings)

@@ -13,7 +13,7 @@ import torch
 from flask import Blueprint, Response
 
 from api.routing import farm, json_response, twin
-from nodes import schema
+from nodes import face, schema
 from worker import keys
 
 bp = Blueprint("info", __name__)
@@ -75,21 +75,21 @@ def system_stats() -> Response:
 
 @twin(bp, "/embeddings", methods=["GET"])
 def embeddings() -> Response:
-    from nodes.compat import folder_paths
+    folder_paths = face.live("folder_paths")  # the user's ComfyUI's with --comfyui: its model folders
 
     return json_response([os.path.splitext(n)[0] for n in folder_paths.get_filename_list("embeddings")])
 
 
 @twin(bp, "/models", methods=["GET"])
 def models() -> Response:
-    from nodes.compat import folder_paths
+    folder_paths = face.live("folder_paths")
 
     return json_response(list(folder_paths.folder_names_and_paths.keys()))
 
 
 @twin(bp, "/models/<folder>", methods=["GET"])
 def models_in(folder: str) -> Response:
-    from nodes.compat import folder_paths
+    folder_paths = face.live("folder_paths")
 
     if folder not in folder_paths.folder_names_and_paths:
         return Response("unknown folder", status=404)
