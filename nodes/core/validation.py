@@ -13,8 +13,9 @@ Where the farm deliberately differs from ComfyUI 0.3.64 (all documented behaviou
 * The walk is iterative, so a chain of any length validates; a static cycle raises
   :class:`DependencyCycleError`, reported as ``exception_during_validation`` on the output (upstream
   recurses until ``RecursionError``). Link types are checked with :func:`nodes.types.types_match`.
-* A link's socket index must lie in ``0 .. len(RETURN_TYPES)-1`` (a float index is used as an int);
-  otherwise an ``IndexError`` goes down the ordinary exception path.
+* A link's socket index must be ``>= 0`` (a float index is used as an int) and ``RETURN_TYPES[index]``
+  must answer, as upstream reads it (so a ``ByPassTypeTuple`` that answers every index accepts links
+  past its length); otherwise an ``IndexError`` goes down the ordinary exception path.
 * Keyword-only parameters of ``VALIDATE_INPUTS`` count as named arguments.
 * **Deferred validation**: when ``VALIDATE_INPUTS`` rejects while at least one argument it received
   is a linked input (passed as ``None`` at POST time), the rejection is not reported; the node passes
@@ -234,16 +235,21 @@ def _failure(error: ErrorDict, node_errors: dict[str, Any] | None = None) -> Val
     return ValidationResult(ok=False, error=error, outputs=[], node_errors=node_errors or {})
 
 
-def _socket(src_id: str, src_class: str, idx: Any, outputs: tuple[Any, ...]) -> int:
+def _linked_type(src_id: str, src_class: str, idx: Any, outputs: tuple[Any, ...]) -> Any:
+    """``RETURN_TYPES[idx]`` of a link's source, read by indexing as upstream does: a tuple subclass
+    that answers any index (the packs' ``ByPassTypeTuple``) accepts links past its length."""
     if isinstance(idx, float) and idx.is_integer():
         idx = int(idx)
     if not isinstance(idx, int):
         raise TypeError(f"output index of a link to node '{src_id}' must be an integer, got {idx!r}")
-    if not 0 <= idx < len(outputs):
+    try:
+        if idx < 0:
+            raise IndexError(idx)
+        return outputs[idx]
+    except IndexError:
         raise IndexError(
             f"output index {idx} of node '{src_id}' ({src_class}) is out of range: it has {len(outputs)} outputs"
-        )
-    return idx
+        ) from None
 
 
 class _Validator:
@@ -331,7 +337,9 @@ class _Validator:
     def _returns(self, cls: type) -> tuple[Any, ...]:
         outputs = self._outputs.get(cls)
         if outputs is None:
-            outputs = self._outputs[cls] = return_types(cls)
+            declared = getattr(cls, "RETURN_TYPES", None)
+            # a tuple subclass is kept as is: its own __getitem__ decides which indexes answer
+            outputs = self._outputs[cls] = declared if isinstance(declared, tuple) else return_types(cls)
         return outputs
 
     def _match(self, received: Any, input_type: Any) -> bool:
@@ -390,7 +398,7 @@ class _Validator:
                 src_id = value[0]
                 src_class = self.prompt[src_id]["class_type"]
                 outputs = self._returns(self._class_of(src_id))
-                received = outputs[_socket(src_id, src_class, value[1], outputs)]
+                received = _linked_type(src_id, src_class, value[1], outputs)
                 received_types[name] = received
                 if not skip_type_check and not self._match(received, input_type):
                     errors.append(
