@@ -19,6 +19,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import nodes as nodes_face
+
 log = logging.getLogger("nodefarm.registry")
 
 
@@ -100,12 +102,32 @@ class NodeRegistry:
                 raise ImportError(f"cannot import {init}")
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
+            before = dict(nodes_face.EXTENSION_WEB_DIRS)
             spec.loader.exec_module(module)
+            self._capture_web_dirs(before)
             self._register_module(pack, module)
         except Exception as exc:  # a broken pack must never take the farm down
             sys.modules.pop(module_name, None)
             pack.error = f"{type(exc).__name__}: {exc}"
             log.error("Cannot import custom node pack %s: %s\n%s", path, pack.error, traceback.format_exc())
+
+    def _capture_web_dirs(self, before: dict[str, str]) -> None:
+        """Keep the folders a pack put into ``nodes.EXTENSION_WEB_DIRS`` while it was imported (some
+        packs register their JS that way instead of, or besides, ``WEB_DIRECTORY``); boot's
+        :func:`nodes.bind_registry` rebuilds that dict from :attr:`web_dirs`. A relative folder is
+        taken from the working directory, as upstream's static route does."""
+        for name, folder in list(nodes_face.EXTENSION_WEB_DIRS.items()):
+            if before.get(name) == folder or not isinstance(name, str):
+                continue
+            try:
+                path = Path(folder).resolve()
+            except (TypeError, ValueError, OSError):
+                log.warning("nodes.EXTENSION_WEB_DIRS[%r] = %r is not a folder; ignored", name, folder)
+                continue
+            if path.is_dir():
+                self.web_dirs[name] = path
+            else:
+                log.warning("nodes.EXTENSION_WEB_DIRS[%r]: no folder %s; ignored", name, path)
 
     def _register_module(self, pack: PackInfo, module: ModuleType) -> None:
         web = getattr(module, "WEB_DIRECTORY", None)
