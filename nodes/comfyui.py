@@ -9,9 +9,10 @@ model files fetched when they are missing on this host). nodefarm contains none 
 
 Order matters, as ComfyUI's own ``main.py`` knows:
 
-* ``comfy.options.enable_args_parsing(False)`` before ``comfy.cli_args`` is imported, then
-  ``comfy.cli_args.args`` filled from ComfyUI's own parser with the flags the farm passes through
-  (``NODEFARM_COMFYUI_ARGS``), all before ``comfy.model_management`` (which probes CUDA) is imported;
+* ``comfy.cli_args`` imported once with the flags the farm passes through (``NODEFARM_COMFYUI_ARGS``)
+  as its argv, so ComfyUI's own parser gives them their meaning, then ``args_parsing`` off again;
+  the farm's folders and ``--cpu`` set in ``args``, all before ``comfy.model_management`` (which
+  probes CUDA) is imported;
 * ComfyUI's ``utils`` package before ``nodes.py`` (which puts ``<ComfyUI>/comfy`` first on sys.path,
   where ``comfy/utils.py`` would shadow it);
 * ``nodes.py`` is imported as ``comfyui_nodes``: our package is ``nodes``, and its ``__getattr__``
@@ -109,21 +110,40 @@ def _version(root: Path) -> str:
 
 def _configure_args(settings: Settings, *, api: bool) -> None:
     options = importlib.import_module("comfy.options")
-    options.enable_args_parsing(False)
-    cli_args = importlib.import_module("comfy.cli_args")
+    options.enable_args_parsing(True)  # ComfyUI parses (and post-processes) the flags passed through
+    argv = sys.argv
+    sys.argv = ["main.py", *shlex.split(settings.comfyui_args)]
     try:
-        parsed = cli_args.parser.parse_args(shlex.split(settings.comfyui_args))
+        cli_args = importlib.import_module("comfy.cli_args")
     except SystemExit as exc:  # argparse already printed the reason
         raise ComfyUIError(f"ComfyUI rejected the flags {settings.comfyui_args!r}") from exc
-    vars(cli_args.args).update(vars(parsed))
+    finally:
+        sys.argv = argv
+        options.enable_args_parsing(False)
     args = cli_args.args
     args.cpu = bool(args.cpu or settings.cpu or api)
+    if not args.cpu and not _accelerator():
+        log.warning("no GPU visible to torch %s: this worker runs ComfyUI on the CPU (--cpu)",
+                    importlib.import_module("torch").__version__)
+        args.cpu = True
     args.disable_metadata = bool(args.disable_metadata or settings.disable_metadata)
     args.output_directory = str(settings.output_dir)
     args.input_directory = str(settings.input_dir)
     args.user_directory = str(settings.user_dir)
     if api:
         args.preview_method = importlib.import_module("comfy.cli_args").LatentPreviewMethod.NoPreviews
+
+
+def _accelerator() -> bool:
+    """Whether torch sees a device ComfyUI can use besides the CPU (CUDA/ROCm, Apple MPS, Intel XPU)."""
+    torch = importlib.import_module("torch")
+    if torch.cuda.is_available():
+        return True
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return True
+    xpu = getattr(torch, "xpu", None)
+    return bool(xpu is not None and xpu.is_available())
 
 
 def _torchvision_without_ops() -> None:

@@ -167,7 +167,7 @@ def start_run(farm: Farm, pid: str, item: QueueItem | None = None) -> None:
         return
     graph = prompt_graph(item.prompt)
     run_keys = node_keys(farm, pid, graph)
-    cached_keys = farm.cache.admit(list(run_keys.values()), _active_keys(farm, exclude=pid))
+    cached_keys = farm.cache.admit(list(run_keys.values()), _active_keys(farm, exclude=pid), farm.alive)
     cached = [nid for nid, k in run_keys.items() if k in cached_keys]
     # every output cached: the run ends at admission, and only its outputs are ever looked at
     ends_now = all(run_keys.get(nid) in cached_keys for nid in item.outputs)
@@ -175,6 +175,7 @@ def start_run(farm: Farm, pid: str, item: QueueItem | None = None) -> None:
     ui_by_key = farm.store.get_ui([run_keys[n] for n in cached])
     st = RunState(pid, item.client_id, list(item.outputs), nodes=specs)
     now = now_ms()
+    st.holders.update({n: cached_keys[run_keys[n]] for n in cached if cached_keys[run_keys[n]]})
     step = admit(st, cached, {n: ui_by_key.get(run_keys[n]) for n in cached}, now)
     _create(farm, st, step, now)
 

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis
 
 from worker import keys
@@ -25,9 +27,16 @@ class CachePolicy:
         """Mixed into every cache key of a run: the run id with --cache-none, else nothing."""
         return pid if self.mode == "none" else ""
 
-    def admit(self, run_keys: list[str], active_keys: set[str]) -> set[str]:
-        """Apply the mode's eviction for a newly admitted run; return its keys that are cached."""
-        present = self.store.exists(run_keys)
+    def admit(self, run_keys: list[str], active_keys: set[str], alive: Callable[[str], bool]) -> dict[str, str]:
+        """Apply the mode's eviction for a newly admitted run; return its keys that are cached, each
+        with the live worker whose memory alone holds it ("" for the result store). A result held
+        by a dead worker is gone with it: not cached, so it is computed again from its recipe."""
+        holders = self.store.present(run_keys)
+        live = {w: alive(w) for w in set(holders.values()) if w}
+        cached = {k: w for k, w in holders.items() if not w or live[w]}
+        return {k: cached[k] for k in self._kept(run_keys, active_keys, set(cached))}
+
+    def _kept(self, run_keys: list[str], active_keys: set[str], present: set[str]) -> set[str]:
         if self.mode in ("farm", "none"):
             return present
         if self.mode == "classic":

@@ -33,8 +33,17 @@ log = logging.getLogger("nodefarm.results")
 LOCAL_MARK = b"L"
 WRITE_RETRIES = 3
 WAIT_POLL_S = (0.001, 0.002, 0.005, 0.01, 0.02)  # back-off of a consumer waiting for an upload
-# EXISTS of each key, in one call (a pipeline of thousands of EXISTS costs the client far more)
-EXISTS_EACH = "local out = {} for i, k in ipairs(KEYS) do out[i] = redis.call('EXISTS', k) end return out"
+# per key, in one call (a pipeline of thousands of EXISTS costs the client far more): 0 absent, 1 stored,
+# or the name of the worker whose memory alone holds it (its record is LOCAL_MARK + that name)
+PRESENT_EACH = """
+local out = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('EXISTS', k) == 0 then out[i] = 0
+  elseif redis.call('GETRANGE', k, 0, 0) == 'L' then out[i] = string.sub(redis.call('GET', k), 2)
+  else out[i] = 1 end
+end
+return out
+"""
 FLUSH_TIMEOUT_S = 60.0  # the longest a worker waits for its queued uploads (a node ending a run, a child exiting)
 UPLOAD_BATCH_S = 0.005  # the writer gathers results this long, then uploads them in one round trip
 # a big result's upload (nodes.core.state.BIG_RESULT) waits this long, so that the next node on this
@@ -61,7 +70,7 @@ class ResultStore:
         self._pending: OrderedDict[str, tuple[Any, Any, bool]] = OrderedDict()  # key -> (outputs, ui, local only)
         self._big_since: float | None = None  # when the oldest big result still waiting was put
         self._writer: threading.Thread | None = None
-        self._exists_script = r.register_script(EXISTS_EACH)
+        self._present_script = r.register_script(PRESENT_EACH)
 
     # -- local memory ---------------------------------------------------------------------------
     def _remember(self, key: str, outputs: Any, size: int | None = None) -> None:
@@ -145,20 +154,24 @@ class ResultStore:
                 time.sleep(0.2 * (attempt + 1))
 
     # -- reading --------------------------------------------------------------------------------
-    def lookup(self, key: str) -> tuple[bool, Any]:
-        """Whether a result is stored under ``key``, and its ui (one round trip)."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.exists(keys.result(key))
-        pipe.get(keys.result_ui(key))
-        found, ui = pipe.execute()
-        return bool(found), (json.loads(ui) if ui is not None else None)
+    def lookup(self, key: str) -> tuple[str | None, Any]:
+        """Whether a result is stored under ``key`` (None: not; else its holder as in
+        :meth:`present`), and its ui."""
+        holder = self.present([key]).get(key)
+        ui = self.r.get(keys.result_ui(key)) if holder is not None else None
+        return holder, (json.loads(ui) if ui is not None else None)
 
     def exists(self, cache_keys: list[str]) -> set[str]:
         """Which of ``cache_keys`` have a stored result (one command, whatever their number)."""
+        return set(self.present(cache_keys))
+
+    def present(self, cache_keys: list[str]) -> dict[str, str]:
+        """The stored ones of ``cache_keys``, each with the worker whose memory alone holds it (a
+        MODEL, a CLIP: what cannot be serialized), or "" when any worker can read it."""
         if not cache_keys:
-            return set()
-        flags = self._exists_script(keys=[keys.result(k) for k in cache_keys])
-        return {k for k, n in zip(cache_keys, flags, strict=True) if n}
+            return {}
+        found = self._present_script(keys=[keys.result(k) for k in cache_keys])
+        return {k: (v.decode() if isinstance(v, bytes) else "") for k, v in zip(cache_keys, found, strict=True) if v}
 
     def get_many(
         self,

@@ -57,9 +57,11 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
     try:
         ctx = NodeContext(pid, nid, started.client_id, NodeSpec.from_json(started.spec))
         if started.computed_elsewhere and started.resolve is None:
-            found, ui = farm.store.lookup(ctx.spec.key)
-            if found:  # another run stored this result since this one started: a cache hit
-                outcome = Done(ui=ui, ran=False)
+            holder, ui = farm.store.lookup(ctx.spec.key)
+            if holder is not None and (not holder or farm.alive(holder)):
+                # another run stored this result since this one started: a cache hit (its consumers
+                # go to the worker holding it, when only that one can)
+                outcome = Done(ui=ui, ran=False, holder=holder or None)
         if outcome is None:
             face.live("comfy.model_management").interrupt_current_processing(False)  # not another run's
             with context.executing(ctx):

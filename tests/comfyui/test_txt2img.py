@@ -65,12 +65,19 @@ def test_object_info_lists_comfyuis_classes_and_ours(cfarm: Farm) -> None:
 
 
 def test_txt2img_runs_with_progress_and_previews(cfarm: Farm) -> None:
-    pid, messages, entry = run_ws(cfarm, prompt())
+    ws = WsClient(cfarm.url)
+    try:
+        pid = cfarm.submit(prompt(), client_id=ws.client_id)
+        messages = ws.until_done(pid, timeout=120)
+        previews = [m for m in ws.messages if isinstance(m, bytes)]
+    finally:
+        ws.close()
+    entry = cfarm.wait(pid)
     assert_success(entry)
     progress = [m for m in frames(messages, "progress") if m["node"] == SAMPLER]
     assert [p["value"] for p in progress] == [1, 2, 3, 4] and {p["max"] for p in progress} == {4}
-    previews = [m for m in messages if isinstance(m, bytes)]
-    assert previews, "latent previews reach the /ws client as binary frames"
+    assert len(previews) == 4, "a latent preview per step reaches the /ws client as a binary frame"
+    assert all(p[:8] == b"\x00\x00\x00\x01\x00\x00\x00\x01" for p in previews)  # PREVIEW_IMAGE, JPEG
     image = pixels(cfarm, entry)
     assert image.shape == (64, 64, 3) and image.std() > 0
     FIRST["pixels"] = image
