@@ -964,5 +964,20 @@ def install() -> bool:
     package.web = web  # type: ignore[attr-defined]
     sys.modules["aiohttp"] = package
     sys.modules["aiohttp.web"] = web
+    # aiohttp's own submodules that packs import names from (``from aiohttp.web_request import Request``)
+    for sub, names in _SUBMODULES.items():
+        module = types.ModuleType(f"aiohttp.{sub}", f"nodefarm's stand-in for aiohttp.{sub}")
+        for name in names:
+            setattr(module, name, getattr(web, name))
+        setattr(package, sub, module)
+        sys.modules[f"aiohttp.{sub}"] = module
     return True
+
+
+_SUBMODULES: dict[str, tuple[str, ...]] = {
+    "web_request": ("BaseRequest", "FileField", "Request"),
+    "web_response": ("Response", "StreamResponse", "json_response"),
+    "web_exceptions": ("HTTPException", "HTTPError", "HTTPClientError", "HTTPServerError"),
+    "web_routedef": ("RouteDef", "RouteTableDef", "StaticDef"),
+}
 

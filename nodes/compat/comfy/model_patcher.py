@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-_NEEDS_WEIGHTS = "comfy.model_patcher.ModelPatcher.{} needs model weights; nodefarm's builtin library has none"
+from nodes.compat.needs_comfyui import fail
 
 
 class ModelPatcher:
@@ -61,12 +61,12 @@ class ModelPatcher:
         patches.setdefault(name, []).append(patch)
 
     def patch_model(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(_NEEDS_WEIGHTS.format("patch_model"))
+        fail("comfy.model_patcher.ModelPatcher.patch_model")
 
     def unpatch_model(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(_NEEDS_WEIGHTS.format("unpatch_model"))
+        fail("comfy.model_patcher.ModelPatcher.unpatch_model")
 
     def get_model_object(self, name: str) -> Any:
         if name in self.object_patches:
             return self.object_patches[name]
-        raise NotImplementedError(_NEEDS_WEIGHTS.format("get_model_object"))
+        fail("comfy.model_patcher.ModelPatcher.get_model_object")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-_NEEDS_WEIGHTS = "comfy.sample.{} needs model weights; nodefarm's builtin library has none"
+import numpy as np
+
+from nodes.compat.needs_comfyui import fail
 
 
 def prepare_noise(latent_image: Any, seed: int, noise_inds: Any = None) -> Any:
@@ -13,7 +15,6 @@ def prepare_noise(latent_image: Any, seed: int, noise_inds: Any = None) -> Any:
     With ``noise_inds`` (batch indices), noise is drawn for indices ``0..max`` in order and the
     entries for the requested (unique, sorted) indices are returned, in that order.
     """
-    import numpy as np
     import torch
 
     generator = torch.manual_seed(seed)
@@ -31,12 +32,12 @@ def prepare_noise(latent_image: Any, seed: int, noise_inds: Any = None) -> Any:
 
 
 def fix_empty_latent_channels(model: Any, latent_image: Any) -> Any:
-    raise NotImplementedError(_NEEDS_WEIGHTS.format("fix_empty_latent_channels"))
+    fail("comfy.sample.fix_empty_latent_channels")
 
 
 def sample(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(_NEEDS_WEIGHTS.format("sample"))
+    fail("comfy.sample.sample")
 
 
 def sample_custom(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(_NEEDS_WEIGHTS.format("sample_custom"))
+    fail("comfy.sample.sample_custom")

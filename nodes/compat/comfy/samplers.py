@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_NEEDS_WEIGHTS = "comfy.samplers.{} needs model weights; nodefarm's builtin library has none"
+from nodes.compat.needs_comfyui import fail, function, model_class
 
 KSAMPLER_NAMES = [
     "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
@@ -28,7 +28,7 @@ SCHEDULER_NAMES = [
 
 class Sampler:
     def sample(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(_NEEDS_WEIGHTS.format("Sampler.sample"))
+        fail("comfy.samplers.Sampler.sample")
 
 
 class KSAMPLER(Sampler):
@@ -45,7 +45,7 @@ class KSampler:
     DISCARD_PENULTIMATE_SIGMA_SAMPLERS = {"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(_NEEDS_WEIGHTS.format("KSampler"))
+        fail("comfy.samplers.KSampler")
 
 
 class CFGGuider:
@@ -62,7 +62,7 @@ class CFGGuider:
         self.cfg = cfg
 
     def sample(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(_NEEDS_WEIGHTS.format("CFGGuider.sample"))
+        fail("comfy.samplers.CFGGuider.sample")
 
 
 def ksampler(sampler_name: str, extra_options: dict[str, Any] | None = None,
@@ -77,4 +77,15 @@ def sampler_object(name: str) -> Sampler:
 
 
 def calculate_sigmas(model_sampling: Any, scheduler_name: str, steps: int) -> Any:
-    raise NotImplementedError(_NEEDS_WEIGHTS.format("calculate_sigmas"))
+    fail("comfy.samplers.calculate_sigmas")
+
+
+# ---- the sampler internals packs wrap or call: model code, so stand-ins ---------------------------
+
+KSamplerX0Inpaint = model_class("comfy.samplers.KSamplerX0Inpaint")
+sampling_function = function("comfy.samplers.sampling_function")
+calc_cond_batch = function("comfy.samplers.calc_cond_batch")
+get_area_and_mult = function("comfy.samplers.get_area_and_mult")
+can_concat_cond = function("comfy.samplers.can_concat_cond")
+cond_cat = function("comfy.samplers.cond_cat")
+sample = function("comfy.samplers.sample")

@@ -1,42 +1,42 @@
-"""ComfyUI's ``comfy.sd``, reduced to importable names: loading checkpoints needs model weights."""
+"""ComfyUI's ``comfy.sd``, reduced to importable names: loading checkpoints needs ComfyUI (--comfyui)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-_NEEDS_WEIGHTS = "comfy.sd.{} needs model weights; nodefarm's builtin library has none"
+from nodes.compat.needs_comfyui import fail
 
 
 class CLIP:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(_NEEDS_WEIGHTS.format("CLIP"))
+        fail("comfy.sd.CLIP")
 
 
 class VAE:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(_NEEDS_WEIGHTS.format("VAE"))
+        fail("comfy.sd.VAE")
 
 
 class StyleModel:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(_NEEDS_WEIGHTS.format("StyleModel"))
+        fail("comfy.sd.StyleModel")
 
 
 def load_checkpoint_guess_config(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(_NEEDS_WEIGHTS.format("load_checkpoint_guess_config"))
+    fail("comfy.sd.load_checkpoint_guess_config")
 
 
 def load_diffusion_model(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(_NEEDS_WEIGHTS.format("load_diffusion_model"))
+    fail("comfy.sd.load_diffusion_model")
 
 
 def load_clip(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(_NEEDS_WEIGHTS.format("load_clip"))
+    fail("comfy.sd.load_clip")
 
 
 def load_lora_for_models(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(_NEEDS_WEIGHTS.format("load_lora_for_models"))
+    fail("comfy.sd.load_lora_for_models")
 
 
 def load_style_model(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(_NEEDS_WEIGHTS.format("load_style_model"))
+    fail("comfy.sd.load_style_model")

@@ -10,11 +10,12 @@ it routes the report to the executing node through a ContextVar), and ``PROGRESS
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -235,3 +236,157 @@ def state_dict_prefix_replace(
         for key in [k for k in state_dict if k.startswith(prefix)]:
             out[new + key[len(prefix):]] = state_dict.pop(key)
     return out
+
+
+def save_torch_file(sd: dict[str, torch.Tensor], ckpt: str, metadata: dict[str, str] | None = None) -> None:
+    """Write a state dict as .safetensors (with string ``metadata`` in its header when given)."""
+    import safetensors.torch
+
+    safetensors.torch.save_file(sd, str(ckpt), metadata=metadata)
+
+
+def calculate_parameters(sd: dict[str, Any], prefix: str = "") -> int:
+    """Number of elements in the tensors of ``sd`` whose keys start with ``prefix``."""
+    return sum(int(v.nelement()) for k, v in sd.items() if k.startswith(prefix))
+
+
+# ---- tiled processing --------------------------------------------------------------------------
+
+Scale = float | Callable[[float], float]
+
+
+def get_tiled_scale_steps(width: int, height: int, tile_x: int, tile_y: int, overlap: int) -> int:
+    """How many tiles :func:`tiled_scale` runs for one image of ``width`` x ``height``."""
+
+    def count(size: int, tile: int) -> int:
+        return 1 if size <= tile else math.ceil((size - overlap) / (tile - overlap))
+
+    return count(height, tile_y) * count(width, tile_x)
+
+
+def _per_dim(value: Any, dims: int) -> list[Any]:
+    return list(value) if isinstance(value, (tuple, list)) else [value] * dims
+
+
+def _apply(scale: Scale, value: float, downscale: bool) -> float:
+    if callable(scale):
+        return scale(value)
+    return value / scale if downscale else value * scale
+
+
+def _feather(weights: torch.Tensor, dim: int, width: int) -> None:
+    """Ramp ``weights`` linearly up from both ends of ``dim`` over ``width`` cells, in place."""
+    if width <= 0 or width >= weights.shape[dim]:
+        return
+    for i in range(width):
+        factor = (i + 1) / width
+        weights.narrow(dim, i, 1).mul_(factor)
+        weights.narrow(dim, weights.shape[dim] - 1 - i, 1).mul_(factor)
+
+
+@torch.inference_mode()
+def tiled_scale_multidim(
+    samples: torch.Tensor,
+    function: Callable[[torch.Tensor], torch.Tensor],
+    tile: Sequence[int] = (64, 64),
+    overlap: int | Sequence[int] = 8,
+    upscale_amount: Scale | Sequence[Scale] = 4,
+    out_channels: int = 3,
+    output_device: Any = "cpu",
+    downscale: bool = False,
+    index_formulas: Scale | Sequence[Scale] | None = None,
+    pbar: Any = None,
+) -> torch.Tensor:
+    """Run ``function`` over overlapping tiles of ``samples`` (B, C, *spatial) and blend the results.
+
+    Each spatial dim ``d`` is cut into tiles of ``tile[d]`` with ``overlap[d]`` cells shared between
+    neighbours; ``function`` maps a tile to an output ``upscale_amount`` times larger (or smaller with
+    ``downscale``; a callable gives the output size for an input size) with ``out_channels`` channels.
+    Overlaps are cross-faded with linear ramps. ``index_formulas`` maps tile positions to output
+    positions when they do not scale like sizes. ``pbar.update(1)`` is called per tile.
+    """
+    dims = len(tile)
+    scales = _per_dim(upscale_amount, dims)
+    overlaps = _per_dim(overlap, dims)
+    positions_scale = scales if index_formulas is None else _per_dim(index_formulas, dims)
+
+    def out_size(shape: Sequence[int]) -> list[int]:
+        return [round(_apply(scales[d], shape[d], downscale)) for d in range(dims)]
+
+    output = torch.empty([samples.shape[0], out_channels, *out_size(samples.shape[2:])], device=output_device)
+    for b in range(samples.shape[0]):
+        item = samples[b : b + 1]
+        spatial = item.shape[2:]
+        if all(spatial[d] <= tile[d] for d in range(dims)):
+            output[b : b + 1] = function(item).to(output_device)
+            if pbar is not None:
+                pbar.update(1)
+            continue
+        acc = torch.zeros([1, out_channels, *out_size(spatial)], device=output_device)
+        weight = torch.zeros_like(acc)
+        starts = [
+            range(0, spatial[d] - overlaps[d], tile[d] - overlaps[d]) if spatial[d] > tile[d] else [0]
+            for d in range(dims)
+        ]
+        for corner in itertools.product(*starts):
+            piece = item
+            out_at: list[int] = []
+            for d in range(dims):
+                start = max(0, min(spatial[d] - overlaps[d], corner[d]))
+                piece = piece.narrow(d + 2, start, min(tile[d], spatial[d] - start))
+                out_at.append(round(_apply(positions_scale[d], start, downscale)))
+            result = function(piece).to(output_device)
+            mask = torch.ones_like(result)
+            for d in range(dims):
+                _feather(mask, d + 2, round(_apply(scales[d], overlaps[d], downscale)))
+            acc_view, weight_view = acc, weight
+            for d in range(dims):
+                acc_view = acc_view.narrow(d + 2, out_at[d], mask.shape[d + 2])
+                weight_view = weight_view.narrow(d + 2, out_at[d], mask.shape[d + 2])
+            acc_view.add_(result * mask)
+            weight_view.add_(mask)
+            if pbar is not None:
+                pbar.update(1)
+        output[b : b + 1] = acc / weight
+    return output
+
+
+def tiled_scale(
+    samples: torch.Tensor,
+    function: Callable[[torch.Tensor], torch.Tensor],
+    tile_x: int = 64,
+    tile_y: int = 64,
+    overlap: int = 8,
+    upscale_amount: Scale = 4,
+    out_channels: int = 3,
+    output_device: Any = "cpu",
+    pbar: Any = None,
+) -> torch.Tensor:
+    """:func:`tiled_scale_multidim` over the last two dims (B, C, H, W) with ``tile_x`` x ``tile_y`` tiles."""
+    return tiled_scale_multidim(samples, function, (tile_y, tile_x), overlap=overlap, upscale_amount=upscale_amount,
+                                out_channels=out_channels, output_device=output_device, pbar=pbar)
+
+
+# ---- module attributes -------------------------------------------------------------------------
+
+
+def get_attr(obj: Any, attr: str) -> Any:
+    """``obj.a.b.c`` for ``attr="a.b.c"``."""
+    for name in attr.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def set_attr(obj: Any, attr: str, value: Any) -> Any:
+    """Set ``obj.a.b.c = value``; returns the previous value."""
+    *path, last = attr.split(".")
+    for name in path:
+        obj = getattr(obj, name)
+    previous = getattr(obj, last)
+    setattr(obj, last, value)
+    return previous
+
+
+def set_attr_param(obj: Any, attr: str, value: torch.Tensor) -> Any:
+    """Like :func:`set_attr`, wrapping ``value`` in a frozen ``torch.nn.Parameter``."""
+    return set_attr(obj, attr, torch.nn.Parameter(value, requires_grad=False))

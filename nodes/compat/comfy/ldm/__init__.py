@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy.ldm`` (model architectures): only the model-free building blocks packs import."""

@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy.taesd`` (tiny autoencoders): model code, its modules are stand-ins."""

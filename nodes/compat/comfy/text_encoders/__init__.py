@@ -1,0 +1,1 @@
+"""ComfyUI's ``comfy.text_encoders``: model code, its modules are stand-ins."""
