@@ -11,6 +11,9 @@ BIN := $(VENV)/bin
 # Redone when pyproject.toml changes.
 STAMP := $(VENV)/.nodefarm-installed
 TORCH_VERSION ?= 2.13.0
+# torchvision of the same release (ComfyUI imports it). PyPI has only its CUDA build: beside a CPU torch its
+# C++ operators cannot load, and nodes/comfyui.py lets its Python side import anyway (README, "Run your ComfyUI").
+TORCHVISION_VERSION ?= 0.28.0
 # e.g. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu for a CPU-only machine
 TORCH_INDEX_URL ?=
 CHROMIUM := /usr/bin/chromium
@@ -30,7 +33,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==$(TORCH_VERSION) </dev/null
-	$(BIN)/python -m pip install -e '.[test]' </dev/null
+	$(BIN)/python -m pip install $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) --no-deps torchvision==$(TORCHVISION_VERSION) </dev/null
+	$(BIN)/python -m pip install -e '.[test,comfyui]' </dev/null
 	@touch $@
 
 up: venv

@@ -41,7 +41,7 @@ log = logging.getLogger("nodefarm.comfyui")
 
 NODES_MODULE = "comfyui_nodes"
 # the modules ComfyUI provides itself: our stand-ins for them are not installed in this mode
-PROVIDED = ("comfy", "comfy_extras", "comfy_api", "comfy_execution", "folder_paths", "latent_preview",
+PROVIDED = ("comfy", "comfy_extras", "comfy_api", "comfy_execution", "execution", "folder_paths", "latent_preview",
             "node_helpers", "protocol")
 # torchvision's C++ operators that its Python side registers fakes for without checking they exist
 TORCHVISION_OPS = {

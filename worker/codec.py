@@ -172,8 +172,21 @@ def serializable(value: Any) -> bool:
     return True
 
 
+def model_size(value: Any) -> int | None:
+    """The memory a model object holds: ComfyUI's ``ModelPatcher.model_size()``, also through the
+    ``patcher`` of its CLIP and VAE objects; None for anything else."""
+    for obj in (value, getattr(value, "patcher", None)):
+        fn = getattr(obj, "model_size", None)
+        if callable(fn):
+            try:
+                return int(fn())
+            except Exception:  # noqa: BLE001 - a size is an estimate; never fail a node for it
+                return None
+    return None
+
+
 def nbytes(value: Any) -> int:
-    """Rough in-memory size of a value tree, for the worker's LRU."""
+    """Rough in-memory size of a value tree, for the worker's LRU (a model counts its weights)."""
     if isinstance(value, torch.Tensor):
         return value.element_size() * value.nelement()
     if isinstance(value, np.ndarray):
@@ -182,4 +195,5 @@ def nbytes(value: Any) -> int:
         return 64 + sum(nbytes(v) for v in value)
     if isinstance(value, dict):
         return 64 + sum(nbytes(v) for v in value.values())
-    return 64
+    size = model_size(value) if hasattr(value, "model_size") or hasattr(value, "patcher") else None
+    return 64 if size is None else size

@@ -70,17 +70,26 @@ def cpu_device() -> dict[str, Any]:
             "torch_vram_total": total, "torch_vram_free": free}
 
 
-def beat(r: redis.Redis, settings: Settings, devices: list[dict[str, Any]]) -> None:
+def resident_models(results: redis.Redis, name: str) -> list[dict[str, Any]]:
+    """The models worker ``name`` holds in memory: ``{"key", "objects", "bytes"}`` each."""
+    found = results.hgetall(keys.worker_models(name))
+    return [{"key": k.decode(), **json.loads(v)} for k, v in sorted(found.items())]
+
+
+def beat(r: redis.Redis, settings: Settings, devices: list[dict[str, Any]],
+         models: list[dict[str, Any]] | None = None) -> None:
     now = time.time()
-    info = {"name": settings.worker_name, "host": platform.node(), "pid": os.getpid(), "beat": now, "devices": devices}
+    info = {"name": settings.worker_name, "host": platform.node(), "pid": os.getpid(), "beat": now, "devices": devices,
+            "models": models or []}
     pipe = r.pipeline(transaction=False)
     pipe.zadd(keys.WORKERS, {settings.worker_name: now})
     pipe.set(keys.worker_info(settings.worker_name), json.dumps(info), ex=int(max(10, settings.heartbeat_s * 10)))
     pipe.execute()
 
 
-def reap(r: redis.Redis, settings: Settings) -> list[str]:
-    """Claim workers silent for 3 heartbeats and re-send the nodes they were running."""
+def reap(r: redis.Redis, settings: Settings, results: redis.Redis | None = None) -> list[str]:
+    """Claim workers silent for 3 heartbeats and re-send the nodes they were running (their models
+    are gone with them: ``results`` forgets the list)."""
     deadline = time.time() - 3 * settings.heartbeat_s
     rescued: list[str] = []
     for raw in r.zrangebyscore(keys.WORKERS, 0, deadline):
@@ -89,6 +98,8 @@ def reap(r: redis.Redis, settings: Settings) -> list[str]:
             continue  # ourselves, or another worker claimed it first
         running = r.hgetall(keys.worker_running(name))
         r.delete(keys.worker_running(name))
+        if results is not None:
+            results.delete(keys.worker_models(name))
         # tasks waiting in its private queue go to the others (an input only it held is recomputed)
         moved = 0
         while r.lmove(keys.worker_queue(name), keys.SHARED_QUEUE, "RIGHT", "LEFT") is not None:
@@ -108,6 +119,7 @@ def reap(r: redis.Redis, settings: Settings) -> list[str]:
 def start(settings: Settings, stop: threading.Event) -> threading.Thread:
     def loop() -> None:
         r = redis.Redis.from_url(settings.redis_url)
+        results = redis.Redis.from_url(settings.result_redis_url or settings.redis_url)
         devices = gpu_devices() or ([] if not settings.cpu else [])
         devices = devices or [cpu_device()]
         ticks = 0
@@ -117,8 +129,8 @@ def start(settings: Settings, stop: threading.Event) -> threading.Thread:
                     devices = gpu_devices() or devices
                 elif devices and devices[0]["type"] == "cpu":
                     devices = [cpu_device()]
-                beat(r, settings, devices)
-                reap(r, settings)
+                beat(r, settings, devices, resident_models(results, settings.worker_name))
+                reap(r, settings, results)
             except redis.RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
             ticks += 1

@@ -84,6 +84,12 @@ def worker_info(name: str) -> str:
     return f"{PREFIX}worker:{name}"
 
 
+def worker_models(name: str) -> str:
+    """HASH (result store) cache key -> JSON ``{"objects": [type names], "bytes": n}`` of the results
+    only this worker's memory holds (its resident models)."""
+    return f"{PREFIX}worker:{name}:models"
+
+
 def worker_running(name: str) -> str:
     """HASH "<pid> <node_id>" -> task payload JSON of nodes this worker is executing."""
     return f"{PREFIX}worker:{name}:running"

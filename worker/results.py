@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -44,6 +45,8 @@ for i, k in ipairs(KEYS) do
 end
 return out
 """
+# delete a result record only while it still names this worker as the holder
+RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 FLUSH_TIMEOUT_S = 60.0  # the longest a worker waits for its queued uploads (a node ending a run, a child exiting)
 UPLOAD_BATCH_S = 0.005  # the writer gathers results this long, then uploads them in one round trip
 # a big result's upload (nodes.core.state.BIG_RESULT) waits this long, so that the next node on this
@@ -71,6 +74,7 @@ class ResultStore:
         self._big_since: float | None = None  # when the oldest big result still waiting was put
         self._writer: threading.Thread | None = None
         self._present_script = r.register_script(PRESENT_EACH)
+        self._release_script = r.register_script(RELEASE)
 
     # -- local memory ---------------------------------------------------------------------------
     def _remember(self, key: str, outputs: Any, size: int | None = None) -> None:
@@ -79,9 +83,26 @@ class ResultStore:
             self._local_bytes -= self._local.pop(key)[1]
         self._local[key] = (outputs, size)
         self._local_bytes += size
+        evicted: list[str] = []
         while self._local_bytes > self.max_bytes and len(self._local) > 1:
-            _, (_, s) = self._local.popitem(last=False)
+            old, (gone, s) = self._local.popitem(last=False)
             self._local_bytes -= s
+            if not codec.serializable(gone):
+                evicted.append(old)
+        if evicted:
+            self._release(evicted)
+
+    def _release(self, cache_keys: list[str]) -> None:
+        """Models evicted from this worker's memory budget: their records no longer name this worker
+        (their consumers will load them again, wherever), and ComfyUI frees what it loaded for them."""
+        for key in cache_keys:
+            self._release_script(keys=[keys.result(key)], args=[LOCAL_MARK + self.worker_name.encode()])
+        self.r.hdel(keys.worker_models(self.worker_name), *cache_keys)
+        mm = sys.modules.get("comfy.model_management")
+        if mm is not None and hasattr(mm, "cleanup_models_gc"):
+            mm.cleanup_models_gc()
+            mm.soft_empty_cache()
+        log.info("evicted %d resident models over the %d MiB budget", len(cache_keys), self.max_bytes >> 20)
 
     def local(self, key: str) -> Any | None:
         hit = self._local.get(key)
@@ -98,6 +119,9 @@ class ResultStore:
         size = codec.nbytes(outputs)
         self._remember(key, outputs, size)
         local_only = not codec.serializable(outputs)
+        if local_only:  # a resident model: listed in this worker's heartbeat and /system_stats
+            objects = [type(v).__name__ for out in outputs for v in out]
+            self.r.hset(keys.worker_models(self.worker_name), key, json.dumps({"objects": objects, "bytes": size}))
         with self._lock:
             self._pending[key] = (outputs, ui, local_only)
             if size >= BIG_RESULT and self._big_since is None:

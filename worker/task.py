@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -53,7 +54,7 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
     started = functions.start(farm.r, pid, nid, seq, worker, farm.settings.max_node_attempts)
     if started is None:
         return  # a duplicate delivery, or a node of a run that already ended
-    outcome: Outcome | None = None
+    outcome: Outcome | RetryElsewhere | None = None
     try:
         ctx = NodeContext(pid, nid, started.client_id, NodeSpec.from_json(started.spec))
         if started.computed_elsewhere and started.resolve is None:
@@ -66,6 +67,13 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
             face.live("comfy.model_management").interrupt_current_processing(False)  # not another run's
             with context.executing(ctx):
                 outcome = _outcome(farm, ctx, started)
+        if isinstance(outcome, RetryElsewhere):
+            log.warning("node %s of %s ran out of memory on %s; freed it, trying once more on %s",
+                        nid, pid, worker, outcome.worker)
+            pipe = farm.r.pipeline()
+            functions.publish_in(pipe, pid, [(nid, seq, outcome.worker)])
+            pipe.execute()
+            return
         if isinstance(outcome, Done) and started.pending <= 1:
             # the run ends with this node: its results are all in the store before anyone can see
             # it finished (an identical prompt submitted right after is cached through and through)
@@ -76,7 +84,14 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
             farm.r.hdel(keys.worker_running(worker), f"{pid} {nid}")
 
 
-def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started) -> Outcome:
+@dataclass(frozen=True)
+class RetryElsewhere:
+    """The node ran out of memory here: run it once more, on ``worker``."""
+
+    worker: str
+
+
+def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started) -> Outcome | RetryElsewhere:
     spec, nid = ctx.spec, ctx.nid
     if started.cancelled:
         return Interrupted()
@@ -120,6 +135,11 @@ def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started) -> Outcom
     except face.both("comfy.model_management", "InterruptProcessingException"):
         return Interrupted()
     except Exception as exc:
+        if isinstance(exc, face.both("comfy.model_management", "OOM_EXCEPTION")):
+            free_memory()
+            other = None if started.attempts > 1 else another_worker(farm)
+            if other is not None:
+                return RetryElsewhere(other)
         log.exception("node %s (%s) of %s failed", nid, spec.class_type, ctx.pid)
         return Failed(error_info(exc, data))
 
@@ -216,6 +236,28 @@ class NodeRun:
             obj = cls()
             self.farm.objects[(nid, class_type)] = obj
         return obj
+
+
+def free_memory() -> None:
+    """After an out-of-memory error: unload this worker's models and give the memory back, as
+    ComfyUI does (its model management; our stand-in when the farm runs without --comfyui)."""
+    mm = face.live("comfy.model_management")
+    for name in ("unload_all_models", "soft_empty_cache"):
+        fn = getattr(mm, name, None)
+        if callable(fn):
+            fn()
+    import gc
+
+    gc.collect()
+
+
+def another_worker(farm: Farm) -> str | None:
+    """A live worker other than this one (the least recently beating first is as good as any)."""
+    for raw in farm.r.zrevrange(keys.WORKERS, 0, -1):
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if name != farm.settings.worker_name and farm.alive(name):
+            return name
+    return None
 
 
 def format_value(v: Any) -> Any:

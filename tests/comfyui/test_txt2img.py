@@ -11,7 +11,6 @@ import copy
 import io
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,6 +97,15 @@ def test_six_seeds_load_the_checkpoint_at_most_once_per_worker(cfarm: Farm) -> N
         assert_success(entry)
     loads = sum(executing(messages).count(LOADER) for _, messages, _ in runs)
     assert loads <= 2
+
+
+def test_resident_models_are_listed_with_their_real_size(cfarm: Farm) -> None:
+    time.sleep(1.5)  # a heartbeat
+    devices = requests.get(cfarm.url + "/system_stats", timeout=10).json()["devices"]
+    models = [m for d in devices for m in d["models"]]
+    loaded = [m for m in models if m["objects"] == ["ModelPatcher", "CLIP", "VAE"]]
+    assert loaded, models
+    assert all(m["bytes"] > 100 * 2**20 for m in loaded)  # UNet + CLIP-L + TAESD weights, not 64 bytes
 
 
 def test_cancel_stops_a_200_step_sampling_within_2_s(cfarm: Farm) -> None:

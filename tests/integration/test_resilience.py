@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.farm import Farm, WsClient
+from tests.farm import Farm, WsClient, marks
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +66,23 @@ def test_node_that_kills_its_worker_fails_the_run_after_few_attempts(fresh_farm:
     ok = farm.run({"1": {"class_type": "TestFloatOutput", "inputs": {"value": ["2", 0]}},
                    "2": {"class_type": "PrimitiveFloat", "inputs": {"value": 4.25}}})
     assert ok["outputs"]["1"] == {"text": ["4.25"]}
+
+
+def test_out_of_memory_frees_and_retries_the_node_once_on_another_worker(farm: Farm) -> None:
+    tag = f"oom-{time.time_ns()}"
+    entry = farm.run({"1": {"class_type": "TestOutOfMemory", "inputs": {"value": 2.5, "tag": tag, "fail_on": 1}},
+                      "2": {"class_type": "TestFloatOutput", "inputs": {"value": ["1", 0]}}})
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    tries = marks(farm, tag)
+    assert len(tries) == 2 and tries[0] != tries[1], tries  # the retry ran on the other worker
+
+
+def test_out_of_memory_twice_fails_the_run_with_a_clear_message(farm: Farm) -> None:
+    tag = f"oom-{time.time_ns()}"
+    entry = farm.run({"1": {"class_type": "TestOutOfMemory", "inputs": {"value": 1.5, "tag": tag, "fail_on": 5}},
+                      "2": {"class_type": "TestFloatOutput", "inputs": {"value": ["1", 0]}}})
+    assert entry["status"]["status_str"] == "error"
+    error = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+    assert error["exception_type"] == "torch.OutOfMemoryError"
+    assert "ran out of memory on your GPU" in error["exception_message"]
+    assert len(marks(farm, tag)) == 2  # tried here, then once more elsewhere; no more

@@ -100,7 +100,31 @@ class TestPreview:
         return (value,)
 
 
+class TestOutOfMemory:
+    """Runs out of GPU memory on the first ``fail_on`` workers that run it (a mark per try)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"default": 1.0}), "tag": ("STRING", {"default": "oom"}),
+                             "fail_on": ("INT", {"default": 1})}}
+
+    RETURN_TYPES = ("FLOAT",)
+    FUNCTION = "run"
+    CATEGORY = "testing"
+
+    def run(self, value, tag, fail_on):
+        import torch
+
+        folder = os.environ.get("NODEFARM_TEST_MARKS")
+        tries = (Path(folder) / tag).read_text().splitlines() if folder and (Path(folder) / tag).exists() else []
+        _mark(tag, str(os.environ.get("NODEFARM_WORKER_NAME")))
+        if len(tries) < fail_on:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (test)")
+        return (value,)
+
+
 NODE_CLASS_MAPPINGS = {
+    "TestOutOfMemory": TestOutOfMemory,
     "TestPreview": TestPreview,
     "TestSlowValue": TestSlowValue,
     "TestKillWorker": TestKillWorker,
