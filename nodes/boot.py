@@ -34,6 +34,10 @@ def install_compat(*, skip: tuple[str, ...] = ()) -> None:
     from nodes.compat import aiohttp_web_shim
 
     aiohttp_web_shim.install()  # `from aiohttp import web` for packs, only when aiohttp is not installed
+    if not skip:  # our stand-ins: comfy.ldm.*, comfy.taesd.*, ... import as model-code stand-ins
+        from nodes.compat.needs_comfyui import install_model_code_finder
+
+        install_model_code_finder()
     import nodes.compat as compat_pkg
 
     for info in pkgutil.walk_packages(compat_pkg.__path__, prefix="nodes.compat."):

@@ -21,6 +21,11 @@ from typing import Any, ClassVar, NamedTuple
 # Route declarations are recorded with the aiohttp face's RouteTableDef (the real aiohttp's when
 # installed, see _new_route_table).
 from nodes.compat.aiohttp_web_shim import RouteDef, RouteTableDef, StaticDef
+
+try:  # ``server.web``: aiohttp.web as packs see it (VideoHelperSuite: ``web = server.web``)
+    from aiohttp import web  # noqa: F401 - for packs
+except ImportError:  # the farm runs without aiohttp: our stand-in (install_compat installs it first)
+    from nodes.compat import aiohttp_web_shim as web  # type: ignore[no-redef]  # noqa: F401
 from nodes.compat.protocol import BinaryEventTypes
 
 __all__ = ["BinaryEventTypes", "EventSink", "PromptServer", "RouteDef", "RouteRecord", "RouteTableDef", "StaticDef"]
@@ -50,7 +55,7 @@ class RouteRecord(NamedTuple):
 def _new_route_table() -> Any:
     """The real ``aiohttp.web.RouteTableDef`` when aiohttp is installed, else :class:`RouteTableDef`."""
     try:
-        from aiohttp import web
+        from aiohttp import web  # noqa: F401 - for packs
     except ImportError:
         return RouteTableDef()
     return web.RouteTableDef()
@@ -66,6 +71,8 @@ def _as_record(item: Any) -> RouteRecord:
 
 class _Router:
     """``app.router`` look-alike: every ``add_*`` records a route on the app."""
+
+    frozen = False  # aiohttp's: True once serving; packs read it at import (KJNodes), when it is False
 
     def __init__(self, records: list[RouteRecord]) -> None:
         self._records = records
@@ -107,6 +114,8 @@ class _Router:
 
 class _App:
     """``PromptServer.instance.app`` look-alike: an item store with a recording ``router``."""
+
+    frozen = False  # as aiohttp's Application before it starts (comfy_mtb reads it)
 
     def __init__(self) -> None:
         self.records: list[RouteRecord] = []

@@ -47,9 +47,10 @@ def comfy_farm(tmp: Path, models: Path, workers: int = 2, args: str = "") -> Far
     })
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cfarm(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Farm]:
-    """API + 2 workers on the real ComfyUI, latent previews on."""
+    """API + 2 workers on the real ComfyUI, latent previews on (shared by the tier; the last test of
+    test_txt2img.py kills one of the workers)."""
     f = comfy_farm(Path(tmp_path_factory.mktemp("cfarm")), models_dir, args="--preview-method latent2rgb")
     yield f
     f.stop()
