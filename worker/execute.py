@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodes import schema
-from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker, GraphBuilder
-from nodes.compat.comfy_execution.utils import CurrentNodeContext, get_executing_context
+from nodes import face, schema
+from nodes.compat.comfy_execution.graph_utils import ExecutionBlocker
 from nodes.core.listmap import slices
 
 
@@ -66,9 +66,12 @@ def map_over_list(
     A call whose inputs hold an ExecutionBlocker is skipped and yields that blocker.
     """
     results: list[Any] = []
+    blockers = face.both("comfy_execution.graph_utils", "ExecutionBlocker")
+    builders = face.both("comfy_execution.graph_utils", "GraphBuilder")
+    node_context = face.live("comfy_execution.utils").CurrentNodeContext
     for index, kwargs in slices(data, input_is_list):
         blocker = next(
-            (x for v in kwargs.values() for x in (v if input_is_list else [v]) if isinstance(x, ExecutionBlocker)),
+            (x for v in kwargs.values() for x in (v if input_is_list else [v]) if isinstance(x, blockers)),
             None,
         )
         if blocker is not None:
@@ -76,10 +79,40 @@ def map_over_list(
             continue
         if filter_kwargs:
             kwargs = _accepted(fn, kwargs)
-        GraphBuilder.set_default_prefix(node_id, index, 0)
-        with CurrentNodeContext(prompt_id, node_id, index):
+        for builder in builders:
+            builder.set_default_prefix(node_id, index, 0)
+        with node_context(prompt_id, node_id, index):
             results.append(_run(fn(**kwargs)))
     return results
+
+
+def _comfyui_v3(cls: type) -> Any:
+    """The user's ComfyUI's ``comfy_api.internal`` when ``cls`` is one of its V3 nodes, else None."""
+    internal = sys.modules.get("comfy_api.internal")
+    base = getattr(internal, "_ComfyNodeInternal", None)
+    return internal if base is not None and isinstance(cls, type) and issubclass(cls, base) else None
+
+
+def bound(cls: type, obj: Any, name: str) -> Callable[..., Any]:
+    """The callable ComfyUI calls for method ``name`` of a node (FUNCTION, check_lazy_status, ...).
+
+    A V1 node (and a V3 node of our stand-in ``comfy_api``): the instance's method. A V3 node of
+    the user's ComfyUI is called as ComfyUI calls it: on a per-call clone of the class whose
+    ``cls.hidden`` holds the hidden inputs, through its locked-method wrapper."""
+    internal = _comfyui_v3(cls)
+    if internal is None:
+        return getattr(obj, name)  # type: ignore[no-any-return]
+    hidden_enum = face.live("comfy_api.latest").io.Hidden
+    kinds = schema.hidden_inputs(cls)
+
+    def call(**kwargs: Any) -> Any:
+        hidden = {hidden_enum(kind): kwargs.pop(arg) for arg, kind in kinds.items() if arg in kwargs}
+        cls.VALIDATE_CLASS()  # type: ignore[attr-defined]
+        clone = cls.PREPARE_CLASS_CLONE(hidden)  # type: ignore[attr-defined]
+        return internal.make_locked_method_func(cls, name, clone)(**kwargs)
+
+    call.__signature__ = inspect.signature(getattr(cls, name))  # type: ignore[attr-defined]
+    return call
 
 
 def _ui_items(value: Any) -> list[Any]:
@@ -125,8 +158,8 @@ def run_node(
     (docs/expand_node.md).
     """
     input_is_list = schema.input_is_list(cls)
-    check = getattr(obj, "check_lazy_status", None)
-    if callable(check):
+    check = bound(cls, obj, "check_lazy_status") if callable(getattr(obj, "check_lazy_status", None)) else None
+    if check is not None:
         asked = map_over_list(
             data, check, input_is_list=input_is_list, node_id=node_id, prompt_id=prompt_id, filter_kwargs=True
         )
@@ -141,9 +174,34 @@ def run_node(
                                     class_type=class_type or cls.__name__)
         if expanded is not None:
             return expanded
-    fn = getattr(obj, cls.FUNCTION)  # type: ignore[attr-defined]
+    fn = bound(cls, obj, cls.FUNCTION)  # type: ignore[attr-defined]
     returns = map_over_list(data, fn, input_is_list=input_is_list, node_id=node_id, prompt_id=prompt_id)
-    return normalize(cls, returns)
+    return normalize(cls, [as_v1_return(r, len(schema.return_types(cls))) for r in returns])
+
+
+def as_v1_return(r: Any, n_out: int) -> Any:
+    """A return of the user's ComfyUI's V3 node (``io.NodeOutput``) or its ExecutionBlocker in the
+    V1 shapes :func:`normalize` reads: ``{"result", "ui", "expand"}`` dicts and tuples."""
+    blockers = face.both("comfy_execution.graph_utils", "ExecutionBlocker")
+    if isinstance(r, dict) and isinstance(r.get("result"), blockers):
+        return {**r, "result": (r["result"],) * n_out}
+    if isinstance(r, blockers):
+        return (r,) * n_out
+    internal = sys.modules.get("comfy_api.internal")
+    output_type = getattr(internal, "_NodeOutputInternal", None)
+    if output_type is None or not isinstance(r, output_type):
+        return r
+    out: dict[str, Any] = {}
+    ui = getattr(r, "ui", None)
+    if ui is not None:
+        out["ui"] = ui if isinstance(ui, dict) else ui.as_dict()
+    result = getattr(r, "result", None)
+    if getattr(r, "block_execution", None) is not None:
+        result = (face.live("comfy_execution.graph_utils").ExecutionBlocker(r.block_execution),) * n_out
+    out["result"] = () if result is None else result
+    if getattr(r, "expand", None) is not None:
+        out["expand"] = r.expand
+    return out
 
 
 # ---- expand_node: the seed's expansion hook (docs/expand_node.md) --------------------------------
@@ -185,7 +243,7 @@ def call_expand_node(
     n_out = len(schema.return_types(cls))
 
     def one(**kwargs: Any) -> Any:
-        ctx = get_executing_context()
+        ctx = face.live("comfy_execution.utils").get_executing_context()
         index = ctx.list_index if ctx is not None and ctx.list_index is not None else 0
         view = ExpandNodeView(node_id, class_type, {k: v for k, v in kwargs.items() if k not in hidden})
         spec = cls.expand_node(view, ExpandContext(prompt_id, node_id, index))  # type: ignore[attr-defined]

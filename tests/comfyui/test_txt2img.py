@@ -126,6 +126,24 @@ def test_cancel_stops_a_200_step_sampling_within_2_s(cfarm: Farm) -> None:
     assert cfarm.wait(pid)["status"]["status_str"] == "error"
 
 
+def test_comfyuis_v3_nodes_run_on_the_farm(cfarm: Farm) -> None:
+    """LatentMultiply, ImageBlur and ImageSharpen are io.ComfyNode classes of comfy_extras: called as
+    ComfyUI calls them (a class clone, NodeOutput returns), on the latent and image of the txt2img."""
+    p = prompt()
+    p["10"] = {"class_type": "LatentMultiply", "inputs": {"samples": [SAMPLER, 0], "multiplier": 1.0}}
+    p["11"] = {"class_type": "ImageBlur", "inputs": {"image": [DECODE, 0], "blur_radius": 3, "sigma": 1.5}}
+    p["12"] = {"class_type": "ImageSharpen", "inputs": {"image": ["11", 0], "sharpen_radius": 1, "sigma": 1.0,
+                                                         "alpha": 1.0}}
+    p[DECODE]["inputs"]["samples"] = ["10", 0]
+    p[SAVE]["inputs"]["images"] = ["12", 0]
+    _, messages, entry = run_ws(cfarm, p)
+    assert_success(entry)
+    assert {"10", "11", "12", SAVE} <= set(executing(messages))
+    image = pixels(cfarm, entry)
+    assert image.shape == (64, 64, 3)
+    assert not np.array_equal(image, FIRST["pixels"])  # blurred and sharpened: another picture
+
+
 def test_img2img_from_an_uploaded_image(cfarm: Farm) -> None:
     buf = io.BytesIO()
     Image.fromarray((np.indices((64, 64)).sum(0) * 2 % 255).astype(np.uint8)).convert("RGB").save(buf, "PNG")
