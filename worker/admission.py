@@ -10,6 +10,7 @@ mid-run without stalling the queue.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -160,6 +161,55 @@ def node_specs(farm: Farm, graph: Mapping[str, Mapping[str, Any]], run_keys: Map
     return specs
 
 
+# what model loaders make: objects that stay in the memory of the worker that loaded them
+MODEL_TYPES = frozenset({"MODEL", "CLIP", "VAE", "CONTROL_NET", "CLIP_VISION", "STYLE_MODEL", "UPSCALE_MODEL",
+                         "GLIGEN", "PHOTOMAKER", "HOOKS", "AUDIO_ENCODER", "MODEL_PATCH"})
+
+
+def loads_model(cls: type | None) -> bool:
+    """A class that makes a model from nothing but constants (CheckpointLoaderSimple, VAELoader, ...),
+    not one that patches a model it is given (LoraLoader goes where its model is)."""
+    if cls is None or not {str(t) for t in schema.return_types(cls)} & MODEL_TYPES:
+        return False
+    types = schema.input_types(cls)
+    for name in schema.declared_inputs(cls, types):
+        info = schema.input_info(cls, name, types)
+        if info is not None and str(info[0]) in MODEL_TYPES:
+            return False
+    return True
+
+
+def roomiest_worker(farm: Farm) -> str | None:
+    """The live worker with the most memory to spare (its device's free memory less the models it
+    holds, as its last heartbeat says), when there is a choice; None with fewer than 2 live workers."""
+    alive_after = time.time() - 3 * farm.settings.heartbeat_s
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in farm.r.zrangebyscore(keys.WORKERS, alive_after, "+inf")]
+    if len(names) < 2:
+        return None
+    best: tuple[int, str] | None = None
+    for name, raw in zip(names, farm.r.mget([keys.worker_info(n) for n in names]), strict=True):
+        if not raw:
+            continue
+        info = json.loads(raw)
+        free = max((int(d.get("vram_free") or 0) for d in info.get("devices", [])), default=0)
+        room = free - sum(int(m.get("bytes") or 0) for m in info.get("models", []))
+        if best is None or room > best[0]:
+            best = (room, name)
+    return best[1] if best is not None else None
+
+
+def place_model_loads(farm: Farm, st: RunState, cached: set[str]) -> None:
+    """New model loads of a run go to the worker with the most memory to spare (a load whose result
+    is resident somewhere is cached: its consumers go to that worker)."""
+    classes = {spec.class_type for nid, spec in st.nodes.items() if nid not in cached}
+    loaders = {c for c in classes if loads_model(farm.registry.get(c))}
+    if not loaders:
+        return
+    target = roomiest_worker(farm)
+    if target is not None:
+        st.placed.update({nid: target for nid, spec in st.nodes.items() if spec.class_type in loaders and nid not in cached})
+
+
 def start_run(farm: Farm, pid: str, item: QueueItem | None = None) -> None:
     item = item or prompt_queue.load_item(farm.r, pid)
     if item is None:
@@ -176,6 +226,7 @@ def start_run(farm: Farm, pid: str, item: QueueItem | None = None) -> None:
     st = RunState(pid, item.client_id, list(item.outputs), nodes=specs)
     now = now_ms()
     st.holders.update({n: cached_keys[run_keys[n]] for n in cached if cached_keys[run_keys[n]]})
+    place_model_loads(farm, st, set(cached))
     step = admit(st, cached, {n: ui_by_key.get(run_keys[n]) for n in cached}, now)
     _create(farm, st, step, now)
 

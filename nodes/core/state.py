@@ -114,6 +114,9 @@ class RunState:
     waiters: dict[str, list[str]] = field(default_factory=dict)  # node -> nodes waiting for it
     keyq: dict[str, str] = field(default_factory=dict)  # cache key -> the node queued with it
     holders: dict[str, str] = field(default_factory=dict)  # node -> the worker whose memory alone holds it
+    # node -> the worker admission chose for it (a model load: the worker with the most memory to
+    # spare); consulted when the node is dispatched, never stored
+    placed: dict[str, str] = field(default_factory=dict)
     made: dict[str, str] = field(default_factory=dict)  # node -> the worker that computed it (may still be uploading it)
     near: dict[str, str] = field(default_factory=dict)  # node -> the worker holding its big result: consumers prefer it
     ui: dict[str, Any] = field(default_factory=dict)  # output node -> its ui (cached or produced)
@@ -518,7 +521,7 @@ def route(state: RunState, nid: str) -> str | None:
     for src in state.nodes[nid].sources():
         if src in state.holders:
             return state.holders[src]
-    return None
+    return state.placed.get(nid)
 
 
 # ---- internals -----------------------------------------------------------------------------------
