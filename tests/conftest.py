@@ -8,8 +8,11 @@ import pytest
 from tests.farm import COMFYUI, Farm, comfyui_missing
 
 
-def pytest_report_header() -> str:
-    return comfyui_missing() or f"real-ComfyUI tier: ComfyUI at {COMFYUI}"
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """One visible line (even with -q) saying whether the real-ComfyUI tier runs, and why not."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(comfyui_missing() or f"real-ComfyUI tier: ComfyUI at {COMFYUI}")
 
 
 @pytest.fixture(scope="session")
