@@ -55,8 +55,9 @@ def boot(settings: Settings, *, api: bool = False) -> NodeRegistry:
 
     With ``settings.comfyui_dir`` the user's ComfyUI is loaded (:mod:`nodes.comfyui`; CPU-only when
     ``api``): its node classes come first, ours fill in the names it lacks."""
-    from nodes import builtin
+    from nodes import builtin, torchvision_fix
 
+    torchvision_fix.without_ops()  # packs and ComfyUI import torchvision; its C++ side may not load
     registry = NodeRegistry()
     if settings.comfyui_dir is not None:
         from nodes import comfyui

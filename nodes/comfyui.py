@@ -34,6 +34,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from nodes import torchvision_fix
 from nodes.errors import NodefarmNodesError
 from nodes.settings import Settings
 
@@ -43,11 +44,6 @@ NODES_MODULE = "comfyui_nodes"
 # the modules ComfyUI provides itself: our stand-ins for them are not installed in this mode
 PROVIDED = ("comfy", "comfy_extras", "comfy_api", "comfy_execution", "execution", "folder_paths", "latent_preview",
             "node_helpers", "protocol")
-# torchvision's C++ operators that its Python side registers fakes for without checking they exist
-TORCHVISION_OPS = {
-    "nms": "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-    "qnms": "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-}
 
 
 class ComfyUIError(NodefarmNodesError):
@@ -81,7 +77,7 @@ def load(settings: Settings, *, api: bool = False) -> ModuleType:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     _configure_args(settings, api=api)
-    _torchvision_without_ops()
+    torchvision_fix.without_ops()
     importlib.import_module("utils.extra_config")  # ComfyUI's utils package, before nodes.py shadows it
     folder_paths = importlib.import_module("folder_paths")
     _configure_folders(folder_paths, settings)
@@ -144,34 +140,6 @@ def _accelerator() -> bool:
         return True
     xpu = getattr(torch, "xpu", None)
     return bool(xpu is not None and xpu.is_available())
-
-
-def _torchvision_without_ops() -> None:
-    """Let ``import torchvision`` succeed when its C++ operators cannot load (a CPU torch beside a
-    CUDA torchvision wheel of the same release): torchvision's Python side registers fake kernels for
-    ``nms``/``qnms`` without checking that the operators exist. Declaring their schemas (what its
-    C++ library would do) lets the pure-Python parts import; calling those operators then fails
-    with torch's clear "no kernel" error. Does nothing when torchvision imports by itself."""
-    if "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is None:
-        return
-    try:
-        importlib.import_module("torchvision")
-        return
-    except RuntimeError as exc:
-        if "torchvision::" not in str(exc):
-            raise
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]
-    import torch
-
-    for op, schema in TORCHVISION_OPS.items():
-        try:
-            torch.library.define(f"torchvision::{op}", schema)
-        except RuntimeError:
-            pass  # already declared
-    importlib.import_module("torchvision")
-    log.warning("torchvision's C++ operators did not load (torch %s); its Python parts work, nms does not",
-                torch.__version__)
 
 
 def _configure_folders(fp: ModuleType, settings: Settings) -> None:

@@ -80,9 +80,9 @@ def import_comfy(comfyui_dir: Path) -> ModuleType:
     if not (root / "comfy" / "sd.py").is_file():
         raise TinyCheckpointError(f"--comfyui {root}: not a ComfyUI checkout (no comfy/sd.py)")
     # before ComfyUI's folder goes on sys.path: there, its nodes.py would shadow our nodes package
-    from nodes.comfyui import _torchvision_without_ops
+    from nodes import torchvision_fix
 
-    _torchvision_without_ops()
+    torchvision_fix.without_ops()
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     comfy = importlib.import_module("comfy")
