@@ -102,7 +102,7 @@ class ResultStore:
         if mm is not None and hasattr(mm, "cleanup_models_gc"):
             mm.cleanup_models_gc()
             mm.soft_empty_cache()
-        log.info("evicted %d resident models over the %d MiB budget", len(cache_keys), self.max_bytes >> 20)
+        log.warning("evicted %d resident models over the %d MiB budget", len(cache_keys), self.max_bytes >> 20)
 
     def local(self, key: str) -> Any | None:
         hit = self._local.get(key)

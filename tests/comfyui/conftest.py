@@ -32,18 +32,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models folder holding the tiny checkpoint (every worker host has the model installed)."""
     models = Path(tmp_path_factory.mktemp("models"))
-    out = models / "checkpoints" / CHECKPOINT
-    subprocess.run([sys.executable, "-m", "api.cli.tiny_checkpoint", "--comfyui", str(COMFYUI), "--out", str(out)],
-                   cwd=ROOT, check=True, timeout=300)
+    build_checkpoint(models / "checkpoints" / CHECKPOINT)
     return models
 
 
-def comfy_farm(tmp: Path, models: Path, workers: int = 2, args: str = "") -> Farm:
+def build_checkpoint(out: Path, seed: int = 0) -> Path:
+    subprocess.run([sys.executable, "-m", "api.cli.tiny_checkpoint", "--comfyui", str(COMFYUI), "--out", str(out),
+                    "--seed", str(seed)], cwd=ROOT, check=True, timeout=300)
+    return out
+
+
+def comfy_farm(tmp: Path, models: Path, workers: int = 2, args: str = "", **env: str) -> Farm:
     return Farm(tmp, workers=workers, env={
         "NODEFARM_COMFYUI": str(COMFYUI),
         "NODEFARM_COMFYUI_ARGS": args,
         "NODEFARM_MODELS_DIR": str(models),
         "NODEFARM_LOG_LEVEL": "WARNING",
+        **env,
     })
 
 
