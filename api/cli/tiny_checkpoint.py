@@ -179,12 +179,20 @@ def _check_detection(sd: dict[str, Any]) -> None:
         raise TinyCheckpointError(f"ComfyUI reads this UNet back differently (built, read): {different}")
 
 
-def build(comfyui_dir: Path, out: Path, seed: int = 0) -> Path:
-    """Write the tiny SD1.5 checkpoint for ``seed`` to ``out`` (fp16 safetensors); returns ``out``."""
-    safetensors_torch = importlib.import_module("safetensors.torch")
+def build(comfyui_dir: Path, out: Path, seed: int = 0, taesd_decoder: Path | None = None) -> Path:
+    """Write the tiny SD1.5 checkpoint for ``seed`` to ``out`` (fp16 safetensors); returns ``out``.
 
+    ``taesd_decoder``: also write its VAE's decoder there, as the file ComfyUI's TAESD previews load
+    (``models/vae_approx/taesd_decoder.safetensors``, for ``--preview-method taesd``)."""
     sd = state_dict(comfyui_dir, seed)
-    out = Path(out)
+    if taesd_decoder is not None:
+        prefix = f"{VAE_PREFIX}taesd_decoder."
+        _save({k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}, Path(taesd_decoder), seed)
+    return _save(sd, Path(out), seed)
+
+
+def _save(sd: dict[str, Any], out: Path, seed: int) -> Path:
+    safetensors_torch = importlib.import_module("safetensors.torch")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     # one metadata entry: safetensors writes several in a different order in each process
@@ -280,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="FILE", type=Path, default=DEFAULT_OUT,
                         help=f"where to write it (default {DEFAULT_OUT})")
     parser.add_argument("--seed", metavar="N", type=int, default=0, help="the weights' random seed (default 0)")
+    parser.add_argument("--taesd-decoder", metavar="FILE", type=Path,
+                        help="also write its VAE's decoder as TAESD preview weights "
+                             "(models/vae_approx/taesd_decoder.safetensors)")
     parser.add_argument("--check", action="store_true",
                         help="do not build: load FILE with ComfyUI, run a 64x64 4-step txt2img, print a JSON report")
     return parser
@@ -296,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(check(Path(ns.comfyui), ns.out, seed=ns.seed)))
             return 0
         started = time.perf_counter()
-        out = build(Path(ns.comfyui), ns.out, ns.seed)
+        out = build(Path(ns.comfyui), ns.out, ns.seed, ns.taesd_decoder)
     except TinyCheckpointError as exc:
         print(f"nodefarm tiny-checkpoint: {exc}", file=sys.stderr)
         return 1

@@ -30,15 +30,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder holding the tiny checkpoint (every worker host has the model installed)."""
+    """A models folder holding the tiny checkpoint and TAESD preview weights (every worker host has
+    the models installed)."""
     models = Path(tmp_path_factory.mktemp("models"))
-    build_checkpoint(models / "checkpoints" / CHECKPOINT)
+    build_checkpoint(models / "checkpoints" / CHECKPOINT, taesd_decoder=models / "vae_approx" / "taesd_decoder.safetensors")
     return models
 
 
-def build_checkpoint(out: Path, seed: int = 0) -> Path:
+def build_checkpoint(out: Path, seed: int = 0, taesd_decoder: Path | None = None) -> Path:
+    extra = ["--taesd-decoder", str(taesd_decoder)] if taesd_decoder is not None else []
     subprocess.run([sys.executable, "-m", "api.cli.tiny_checkpoint", "--comfyui", str(COMFYUI), "--out", str(out),
-                    "--seed", str(seed)], cwd=ROOT, check=True, timeout=300)
+                    "--seed", str(seed), *extra], cwd=ROOT, check=True, timeout=300)
     return out
 
 
@@ -54,8 +56,8 @@ def comfy_farm(tmp: Path, models: Path, workers: int = 2, args: str = "", **env:
 
 @pytest.fixture(scope="session")
 def cfarm(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Farm]:
-    """API + 2 workers on the real ComfyUI, latent previews on (shared by the tier; the last test of
-    test_txt2img.py kills one of the workers)."""
-    f = comfy_farm(Path(tmp_path_factory.mktemp("cfarm")), models_dir, args="--preview-method latent2rgb")
+    """API + 2 workers on the real ComfyUI, TAESD latent previews on (shared by the tier; the last test
+    of test_txt2img.py kills one of the workers)."""
+    f = comfy_farm(Path(tmp_path_factory.mktemp("cfarm")), models_dir, args="--preview-method taesd")
     yield f
     f.stop()

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.comfyui.conftest import CHECKPOINT, build_checkpoint, comfy_farm
-from tests.farm import ROOT, Farm, assert_success, executing, run_ws
+from tests.farm import ROOT, Farm, WsClient, assert_success, executing, run_ws
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,7 +30,8 @@ def small_farm(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> It
     (models / "checkpoints").mkdir()
     shutil.copy(models_dir / "checkpoints" / CHECKPOINT, models / "checkpoints" / CHECKPOINT)
     build_checkpoint(models / "checkpoints" / OTHER, seed=1)
-    f = comfy_farm(Path(tmp_path_factory.mktemp("small")), models, workers=1, NODEFARM_WORKER_CACHE_MB="500")
+    f = comfy_farm(Path(tmp_path_factory.mktemp("small")), models, workers=1, args="--preview-method latent2rgb",
+                   NODEFARM_WORKER_CACHE_MB="500")
     yield f
     f.stop()
 
@@ -49,8 +50,14 @@ def resident(farm: Farm) -> list[dict]:
 
 
 def test_a_second_checkpoint_past_the_budget_evicts_the_first(small_farm: Farm) -> None:
-    _, messages, entry = run_ws(small_farm, prompt(CHECKPOINT, 1))
-    assert_success(entry)
+    ws = WsClient(small_farm.url)
+    try:
+        pid = small_farm.submit(prompt(CHECKPOINT, 1), client_id=ws.client_id)
+        ws.until_done(pid, timeout=120)
+    finally:
+        ws.close()
+    assert_success(small_farm.wait(pid))
+    assert len([m for m in ws.messages if isinstance(m, bytes)]) == 4  # latent2rgb previews, one a step
     first = resident(small_farm)
     assert len(first) == 1 and first[0]["bytes"] > 200 * 2**20
     _, messages, entry = run_ws(small_farm, prompt(OTHER, 1))

@@ -75,8 +75,11 @@ def test_txt2img_runs_with_progress_and_previews(cfarm: Farm) -> None:
     assert_success(entry)
     progress = [m for m in frames(messages, "progress") if m["node"] == SAMPLER]
     assert [p["value"] for p in progress] == [1, 2, 3, 4] and {p["max"] for p in progress} == {4}
-    assert len(previews) == 4, "a latent preview per step reaches the /ws client as a binary frame"
+    assert len(previews) == 4, "a TAESD latent preview per step reaches the /ws client as a binary frame"
     assert all(p[:8] == b"\x00\x00\x00\x01\x00\x00\x00\x01" for p in previews)  # PREVIEW_IMAGE, JPEG
+    # scaled to --preview-size, as ComfyUI does; decoded by TAESD (ComfyUI warns when it falls back)
+    assert Image.open(io.BytesIO(previews[0][8:])).size == (512, 512)
+    assert "TAESD previews enabled, but could not find" not in cfarm.log("w0") + cfarm.log("w1")
     image = pixels(cfarm, entry)
     assert image.shape == (64, 64, 3) and image.std() > 0
     FIRST["pixels"] = image
