@@ -171,7 +171,16 @@ def _wrap_folder_paths(fp: ModuleType, farm_fp: ModuleType) -> None:
 
     def get_full_path(folder_name: str, filename: str) -> str | None:
         found = real_full_path(folder_name, filename)
-        return found if found is not None else farm_fp.get_full_path(folder_name, filename)
+        if found is None:
+            found = farm_fp.get_full_path(folder_name, filename)
+        if found is None:  # a model the API host has: fetched from there into this host's first folder
+            try:
+                folders = fp.get_folder_paths(folder_name)
+            except KeyError:
+                folders = []
+            if folders:
+                found = farm_fp.fetch_model(folder_name, filename, folders[0])
+        return found
 
     def get_annotated_filepath(name: str, default_dir: str | None = None) -> str:
         path = real_annotated(name, default_dir)

@@ -20,6 +20,12 @@ def _env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
+def _api_url(host: str, port: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _paths(value: str) -> tuple[Path, ...]:
     return tuple(Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p)
 
@@ -35,6 +41,9 @@ class Settings:
     # Where the API listens. NODEFARM_HOST (default 127.0.0.1), NODEFARM_PORT (default 8188).
     host: str = "127.0.0.1"
     port: int = 8188
+    # Where workers reach the API (model files missing on a worker host are fetched from there).
+    # NODEFARM_API_URL, default http://<host>:<port> (127.0.0.1 when the API listens on 0.0.0.0).
+    api_url: str = ""
     # Root for the default folders below. NODEFARM_BASE_DIR, default: the current directory.
     base_dir: Path = field(default_factory=Path.cwd)
     # ComfyUI's folders. NODEFARM_OUTPUT_DIR / _INPUT_DIR / _TEMP_DIR / _USER_DIR / _MODELS_DIR,
@@ -111,6 +120,7 @@ class Settings:
             result_redis_url=_env("NODEFARM_RESULT_REDIS_URL", redis_url),
             host=_env("NODEFARM_HOST", "127.0.0.1"),
             port=int(_env("NODEFARM_PORT", "8188")),
+            api_url=_env("NODEFARM_API_URL", _api_url(_env("NODEFARM_HOST", "127.0.0.1"), _env("NODEFARM_PORT", "8188"))),
             base_dir=base,
             output_dir=folder("NODEFARM_OUTPUT_DIR", "output"),
             input_dir=folder("NODEFARM_INPUT_DIR", "input"),

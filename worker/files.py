@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,38 @@ def make_fetch(r: redis.Redis, settings: Settings):  # type: ignore[no-untyped-d
         tmp = target.with_name(target.name + f".part{os.getpid()}")
         tmp.write_bytes(blob)
         os.replace(tmp, target)
+        return target
+
+    return fetch
+
+
+def make_model_fetch(settings: Settings):  # type: ignore[no-untyped-def]
+    """The model fetch hook of ``folder_paths``: a model file missing on this host is downloaded from
+    the API host (``GET /internal/models/<folder>/<file>``, streamed to a temporary file, then moved
+    into place), so a worker host needs no copy of every model before its first run."""
+    import requests
+
+    def fetch(folder_name: str, filename: str, target_dir: str) -> Path | None:
+        target = safe_join(Path(target_dir), "", filename)
+        if target is None or not settings.api_url:
+            return None
+        url = f"{settings.api_url}/internal/models/{folder_name}/{filename}"
+        started = time.monotonic()
+        try:
+            with requests.get(url, stream=True, timeout=(5, 300)) as res:
+                if res.status_code != 200:
+                    return None
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(target.name + f".part{os.getpid()}")
+                with open(tmp, "wb") as fh:
+                    for chunk in res.iter_content(chunk_size=1 << 20):
+                        fh.write(chunk)
+                os.replace(tmp, target)
+        except (requests.RequestException, OSError) as exc:
+            log.warning("cannot fetch model %s/%s from %s: %s", folder_name, filename, settings.api_url, exc)
+            return None
+        log.warning("fetched model %s/%s from the API host: %.1f MB in %.1f s", folder_name, filename,
+                    target.stat().st_size / 1e6, time.monotonic() - started)
         return target
 
     return fetch

@@ -78,6 +78,7 @@ def install(farm: Farm) -> None:
     utils.set_progress_bar_global_hook(progress)
     folder_paths.set_counter_hook(files.make_counter(farm.r))
     folder_paths.set_fetch_hook(files.make_fetch(farm.r, farm.settings))
+    folder_paths.set_model_fetch_hook(files.make_model_fetch(farm.settings))
 
 
 def _interrupt_with(model_management: Any, probe: Any) -> None:

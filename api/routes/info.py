@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import torch
-from flask import Blueprint, Response
+from flask import Blueprint, Response, send_file
 
 from api.routing import farm, json_response, twin
 from nodes import face, schema
@@ -94,6 +94,18 @@ def models_in(folder: str) -> Response:
     if folder not in folder_paths.folder_names_and_paths:
         return Response("unknown folder", status=404)
     return json_response(folder_paths.get_filename_list(folder))
+
+
+@bp.route("/internal/models/<folder>/<path:filename>", methods=["GET"])
+def model_file(folder: str, filename: str) -> Response:
+    """A model file of this host, for a worker host that lacks it (``worker.files.make_model_fetch``)."""
+    folder_paths = face.live("folder_paths")
+    if folder == "custom_nodes" or folder not in folder_paths.folder_names_and_paths:
+        return Response("unknown folder", status=404)
+    path = folder_paths.get_full_path(folder, filename)
+    if path is None or not os.path.isfile(path):
+        return Response("no such model", status=404)
+    return send_file(path, mimetype="application/octet-stream", conditional=True)
 
 
 @twin(bp, "/extensions", methods=["GET"])

@@ -13,6 +13,9 @@ Two farm hooks, both ``None`` unless a worker installs them (``configure`` leave
 * the fetch hook (:func:`set_fetch_hook`): ``fn(kind, subfolder, filename) -> Path | None`` is asked
   for an ``input``/``output``/``temp`` file missing on this host; it may materialize the file (e.g.
   from the farm's Redis file store) and return where it now lies.
+* the model fetch hook (:func:`set_model_fetch_hook`): ``fn(folder_name, filename, target_dir) ->
+  Path | None`` is asked for a model file (a checkpoint, a LoRA, ...) that no folder of this host
+  has; it may download it into ``target_dir`` (the farm: from the API host) and return its path.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger("nodefarm.folder_paths")
 
 CounterHook = Callable[[str, str, str, int], int]
 FetchHook = Callable[[str, str, str], Path | None]
+ModelFetchHook = Callable[[str, str, str], Path | None]
 
 supported_pt_extensions: set[str] = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
 
@@ -89,6 +93,7 @@ disable_metadata: bool = False
 # ---- farm hooks -------------------------------------------------------------------------------
 _counter_hook: CounterHook | None = None
 _fetch_hook: FetchHook | None = None
+_model_fetch_hook: ModelFetchHook | None = None
 
 
 class SavePathError(Exception):
@@ -105,6 +110,24 @@ def set_fetch_hook(fn: FetchHook | None) -> None:
     """Install (or, with ``None``, remove) the fetcher of files missing on this host."""
     global _fetch_hook
     _fetch_hook = fn
+
+
+def set_model_fetch_hook(fn: ModelFetchHook | None) -> None:
+    """Install (or, with ``None``, remove) the fetcher of model files missing on this host."""
+    global _model_fetch_hook
+    _model_fetch_hook = fn
+
+
+def fetch_model(folder_name: str, filename: str, target_dir: str) -> str | None:
+    """Ask the model fetch hook for ``filename`` of ``folder_name``, to land in ``target_dir``."""
+    hook = _model_fetch_hook
+    rel = _safe_relative(filename)
+    if hook is None or rel is None:
+        return None
+    got = hook(folder_name, rel.replace(os.sep, "/"), target_dir)
+    if got is not None:
+        cache_helper.clear()
+    return None if got is None else str(got)
 
 
 class CacheHelper:
@@ -391,6 +414,8 @@ def get_full_path(folder_name: str, filename: str) -> str | None:
             fetched = _fetch(folder, rel)
             if fetched is not None:
                 return fetched
+    if folder_name != "input" and folders:
+        return fetch_model(folder_name, rel, folders[0])
     return None
 
 
