@@ -19,14 +19,24 @@ def twin(bp: Blueprint, rule: str, **options: Any) -> Callable[[Callable], Calla
     return decorator
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def body_json(default: Any = None) -> Any:
-    """The request body as JSON whatever the Content-Type says (ComfyUI's ``await request.json()``)."""
+    """The request body as JSON whatever the Content-Type says (ComfyUI's ``await request.json()``).
+
+    Strict: NaN/Infinity, lone surrogates (text Redis cannot store) and nesting too deep to walk give
+    ``default``, like any body that is not JSON, so nothing the farm stores or serves is less than
+    strict JSON."""
     raw = request.get_data(cache=True)
     if not raw:
         return default
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        value = json.loads(raw, parse_constant=_no_constants)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except (ValueError, UnicodeError, RecursionError):
         return default
 
 

@@ -9,7 +9,7 @@ from flask import Blueprint, Response
 from api.routing import admitter, body_json, empty, farm, json_response, twin
 from nodes.core.item import QueueItem
 from nodes.core.validation import validate_prompt
-from worker import prompt_queue
+from worker import keys, prompt_queue
 from worker.cancel import interrupt as interrupt_runs
 
 bp = Blueprint("prompt", __name__)
@@ -49,7 +49,16 @@ def post_prompt() -> Response:
         return _graph_error("no_prompt", "No prompt provided", "No prompt provided")
     if not isinstance(prompt, dict):
         return _graph_error("invalid_prompt", "Invalid prompt", "the prompt must be a JSON object of nodes")
-    pid = str(body.get("prompt_id") or uuid.uuid4())
+    client_id = body.get("client_id")
+    if client_id is not None and not isinstance(client_id, str):
+        return _graph_error("invalid_prompt", "Invalid client_id", f"client_id must be a string, not {type(client_id).__name__}")
+    given = body.get("prompt_id")
+    if given is not None and (not isinstance(given, str) or not given or len(given) > 256):
+        return _graph_error("invalid_prompt", "Invalid prompt_id", "prompt_id must be a string of 1 to 256 characters")
+    pid = given or str(uuid.uuid4())
+    if given and f.r.exists(keys.run_item(pid), keys.history_entry(pid)):
+        return _graph_error("invalid_prompt", "prompt_id already used",
+                            f"a run with prompt_id {pid!r} exists; submit a new run under a new id")
     partial = body.get("partial_execution_targets")
     result = validate_prompt(prompt, f.registry, partial)
     if not result.ok:

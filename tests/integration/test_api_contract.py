@@ -136,3 +136,47 @@ def test_object_info_lists_builtin_and_custom_nodes(farm: Farm) -> None:
     one = requests.get(farm.url + "/api/object_info/MathOperation", timeout=5).json()
     assert list(one) == ["MathOperation"]
     assert requests.get(farm.url + "/object_info/Nope", timeout=5).json() == {}
+
+
+# ---- bad submissions leave nothing behind and never stop the farm (issue 9's wedge) ----------------
+
+
+def running_and_pending(farm: Farm) -> tuple[int, int]:
+    queue = requests.get(farm.url + "/queue", timeout=10).json()
+    return len(queue["queue_running"]), len(queue["queue_pending"])
+
+
+@pytest.mark.parametrize("body", [
+    {"client_id": True}, {"client_id": [1]}, {"client_id": {"a": 1}}, {"prompt_id": 7}, {"prompt_id": ""},
+    {"prompt_id": {"x": 1}}, {"number": float("nan")},
+], ids=["cid-bool", "cid-list", "cid-dict", "pid-int", "pid-empty", "pid-dict", "number-nan"])
+def test_a_malformed_field_is_a_400_and_leaves_no_run(farm: Farm, body: dict) -> None:
+    before = running_and_pending(farm)
+    raw = json.dumps({"prompt": {"1": empty_image(), "2": GOOD_SAVE}, **body})  # NaN as the bare token
+    res = requests.post(farm.url + "/prompt", data=raw, timeout=10)
+    assert res.status_code == 400, res.text
+    assert "error" in res.json() and res.json()["node_errors"] == {}
+    assert running_and_pending(farm) == before
+    assert farm.run({"1": empty_image(), "2": GOOD_SAVE})["status"]["status_str"] == "success"
+
+
+@pytest.mark.parametrize("raw", [
+    '{"prompt": {"1": {"class_type": "EmptyImage", "inputs": {"width": Infinity}}}}',
+    '{"prompt": {}, "client_id": "\\ud800"}',
+    '{"prompt": ' + "[" * 100_000 + "]" * 100_000 + "}",
+], ids=["infinity", "lone-surrogate", "deep-nesting"])
+def test_bodies_that_are_not_strict_json_are_a_400(farm: Farm, raw: str) -> None:
+    res = requests.post(farm.url + "/prompt", data=raw, timeout=30)
+    assert res.status_code == 400, res.text[:300]
+    assert res.json()["error"]["type"] == "invalid_prompt"
+
+
+def test_a_prompt_id_that_ran_is_refused_not_merged(farm: Farm) -> None:
+    pid = f"reuse-{os.getpid()}-{id(farm)}"
+    first = farm.post({"1": empty_image(), "2": GOOD_SAVE}, prompt_id=pid)
+    assert first.status_code == 200 and first.json()["prompt_id"] == pid
+    farm.wait(pid)
+    again = farm.post({"1": empty_image(), "2": GOOD_SAVE}, prompt_id=pid)
+    assert again.status_code == 400
+    assert "already used" in again.json()["error"]["message"]
+    assert farm.wait(pid)["status"]["status_str"] == "success"  # the first run's history is untouched
