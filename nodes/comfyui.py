@@ -182,13 +182,19 @@ def _wrap_folder_paths(fp: ModuleType, farm_fp: ModuleType) -> None:
                 found = farm_fp.fetch_model(folder_name, filename, folders[0])
         return found
 
+    # both answer inside the farm's roots only (the same folders as ComfyUI's): a name with `..`, an
+    # absolute path or a link out is refused before ComfyUI's own function sees it
     def get_annotated_filepath(name: str, default_dir: str | None = None) -> str:
+        if farm_fp.contained(name, default_dir) is None:
+            raise farm_fp.OutsideRootError(f"{name!r} is not a file inside the farm's input, output or temp folder")
         path = real_annotated(name, default_dir)
         if os.path.exists(path):
             return str(path)
         return str(farm_fp.get_annotated_filepath(name, default_dir))
 
     def exists_annotated_filepath(name: str) -> bool:
+        if farm_fp.contained(name) is None:
+            return False
         return bool(real_exists(name) or farm_fp.exists_annotated_filepath(name))
 
     def get_save_image_path(filename_prefix: str, output_dir: str, image_width: int = 0,

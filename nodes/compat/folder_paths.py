@@ -451,25 +451,45 @@ def _fetch(base_dir: str, rel_name: str) -> str | None:
     return str(result)
 
 
-def get_annotated_filepath(name: str, default_dir: str | None = None) -> str:
+class OutsideRootError(FileNotFoundError):
+    """A file name that would leave its root (``..``, an absolute path, a link out, NUL, ``\\``)."""
+
+
+def contained(name: str, default_dir: str | None = None) -> tuple[str, str] | None:
+    """(root, path) of an annotated name (``x.png [output]``) inside its root, links resolved; None
+    when the name would leave it. Unlike ComfyUI, a name never reaches a file outside the roots."""
     name, base_dir = annotated_filepath(name)
     if base_dir is None:
         base_dir = default_dir if default_dir is not None else get_input_directory()
-    path = os.path.join(base_dir, name)
+    if not name or "\x00" in name or "\\" in name or os.path.isabs(name):
+        return None
+    root = os.path.realpath(base_dir)
+    path = os.path.realpath(os.path.join(root, name))
+    if path == root or os.path.commonpath((root, path)) != root:
+        return None
+    return base_dir, os.path.join(base_dir, os.path.relpath(path, root))
+
+
+def get_annotated_filepath(name: str, default_dir: str | None = None) -> str:
+    found = contained(name, default_dir)
+    if found is None:
+        raise OutsideRootError(f"{name!r} is not a file inside the farm's input, output or temp folder")
+    base_dir, path = found
     if not os.path.exists(path):
-        fetched = _fetch(base_dir, name)
+        fetched = _fetch(base_dir, os.path.relpath(path, base_dir))
         if fetched is not None:
             return fetched
     return path
 
 
 def exists_annotated_filepath(name: str) -> bool:
-    name, base_dir = annotated_filepath(name)
-    if base_dir is None:
-        base_dir = get_input_directory()
-    if os.path.exists(os.path.join(base_dir, name)):
+    found = contained(name)
+    if found is None:
+        return False
+    base_dir, path = found
+    if os.path.exists(path):
         return True
-    return _fetch(base_dir, name) is not None
+    return _fetch(base_dir, os.path.relpath(path, base_dir)) is not None
 
 
 # ---- content types and input listing ----------------------------------------------------------

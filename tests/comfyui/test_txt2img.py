@@ -163,6 +163,15 @@ def test_img2img_from_an_uploaded_image(cfarm: Farm) -> None:
     assert pixels(cfarm, entry).shape == (64, 64, 3)
 
 
+def test_comfyuis_load_image_stays_inside_the_roots(cfarm: Farm) -> None:
+    canary = cfarm.api_dir / "secret.png"
+    Image.new("RGB", (4, 4)).save(canary)
+    for name in ("../secret.png", str(canary), "../secret.png [output]"):
+        res = cfarm.post({"1": {"class_type": "LoadImage", "inputs": {"image": name}},
+                          "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}})
+        assert res.status_code == 400 and "1" in res.json()["node_errors"], (name, res.text[:200])
+
+
 def test_a_worker_killed_mid_sampling_and_the_run_completes_on_the_other(cfarm: Farm) -> None:
     ws = WsClient(cfarm.url)
     try:

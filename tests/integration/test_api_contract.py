@@ -180,3 +180,23 @@ def test_a_prompt_id_that_ran_is_refused_not_merged(farm: Farm) -> None:
     assert again.status_code == 400
     assert "already used" in again.json()["error"]["message"]
     assert farm.wait(pid)["status"]["status_str"] == "success"  # the first run's history is untouched
+
+
+def test_load_image_stays_inside_the_roots(farm: Farm) -> None:
+    """A canary image beside the API's folders, named every way out of the input root: refused at
+    validation (a 400 naming LoadImage), never read, never re-served from output/."""
+    from PIL import Image
+
+    canary = farm.api_dir / "secret.png"
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(canary)
+    (farm.api_dir / "input" / "link_out.png").unlink(missing_ok=True)
+    (farm.api_dir / "input").mkdir(parents=True, exist_ok=True)
+    (farm.api_dir / "input" / "link_out.png").symlink_to(canary)
+    names = ["../secret.png", str(canary), "../secret.png [output]", "../../api/secret.png", "sub/../../secret.png",
+             "link_out.png", "..\\secret.png", "secret.png\x00.png"]
+    for name in names:
+        res = post(farm, {"1": {"class_type": "LoadImage", "inputs": {"image": name}},
+                          "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "leak"}}})
+        assert res.status_code == 400, (name, res.text[:200])
+        assert "1" in res.json()["node_errors"], name
+    assert not list((farm.api_dir / "output").glob("leak*"))
