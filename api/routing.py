@@ -4,6 +4,7 @@ route module needs: the request body, JSON answers, the Farm, ComfyUI's ``folder
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,29 @@ def body_json(default: Any = None) -> Any:
         return value
     except (ValueError, UnicodeError, RecursionError):
         return default
+
+
+# types a browser would run or render as a page: a user's file of such a type is a download, never
+# active content on the farm's origin
+ACTIVE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+                          "application/xslt+xml", "text/xsl", "text/javascript", "application/javascript"})
+
+
+def user_file(path: Any, *, also_active: frozenset[str] = frozenset()) -> Response:
+    """A user's file (an output, an upload, user data): served with its type unless that type is
+    active content (``ACTIVE_TYPES`` and ``also_active``), then as an attachment; never sniffed."""
+    import mimetypes
+
+    from flask import send_file
+
+    name = os.path.basename(str(path))
+    mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    active = mime in ACTIVE_TYPES or mime in also_active
+    response = send_file(path, mimetype="application/octet-stream" if active else mime, max_age=0)
+    disposition = "attachment" if active else "inline"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{name}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def json_response(data: Any, status: int = 200) -> Response:

@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import logging
-import mimetypes
 import os
 import re
 import socket
@@ -15,16 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, request
 
-from api.routing import farm, json_response, twin
+from api.routing import farm, json_response, twin, user_file
 from nodes.settings import Settings
 from worker import files, keys
 
 log = logging.getLogger("nodefarm.api.files")
 bp = Blueprint("files", __name__)
 
-INLINE_UNSAFE = {"text/html", "text/javascript", "application/javascript", "text/css", "image/svg+xml"}
+# the largest image /view converts (preview, channel): 48 MP, an 8K frame with room; a bigger one (or
+# a header that claims one) is a 413, not seconds of CPU per request
+PREVIEW_MAX_PIXELS = 48_000_000
+
+
+class TooManyPixels(ValueError):
+    """An image too large to convert on request."""
+
+
+INLINE_UNSAFE = frozenset({"text/css"})  # beside ACTIVE_TYPES: outputs are never style sheets of our pages
 ANNOTATION = re.compile(r"^(.*) \[(input|output|temp)\]$")
 
 
@@ -56,17 +64,14 @@ def view() -> Response:
         target = landed
     channel = request.args.get("channel", "")
     if "preview" in request.args or channel in ("rgb", "a"):
-        converted = _converted_image(target, request.args.get("preview"), channel)
+        try:
+            converted = _converted_image(target, request.args.get("preview"), channel)
+        except TooManyPixels as exc:
+            return Response(str(exc), status=413)
         if converted is not None:
             body, mime = converted
             return Response(body, mimetype=mime, headers={"Content-Disposition": f'filename="{target.name}"'})
-    mime = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    if mime in INLINE_UNSAFE:
-        mime = "application/octet-stream"
-    response = send_file(target, mimetype=mime, max_age=0)
-    response.headers["Content-Disposition"] = f'filename="{target.name}"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return user_file(target, also_active=INLINE_UNSAFE)
 
 
 def _converted_image(path: Path, preview: str | None, channel: str) -> tuple[bytes, str] | None:
@@ -78,6 +83,8 @@ def _converted_image(path: Path, preview: str | None, channel: str) -> tuple[byt
     buffer = io.BytesIO()
     try:
         with Image.open(path) as img:
+            if img.width * img.height > PREVIEW_MAX_PIXELS:  # decoding it would cost seconds of CPU
+                raise TooManyPixels(f"{img.width}x{img.height} is too large to convert (limit {PREVIEW_MAX_PIXELS} pixels)")
             if preview is not None:
                 info = preview.split(";")
                 fmt = info[0] if info[0] in ("webp", "jpeg") and "a" not in channel else "webp"
@@ -93,6 +100,8 @@ def _converted_image(path: Path, preview: str | None, channel: str) -> tuple[byt
             out.putalpha(alpha)
             out.save(buffer, format="PNG")
             return buffer.getvalue(), "image/png"
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(str(exc)) from exc
     except (UnidentifiedImageError, OSError, ValueError):
         return None
 

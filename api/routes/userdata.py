@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, request
 
-from api.routing import body_json, farm, json_response, twin
+from api.routing import body_json, farm, json_response, twin, user_file
 
 bp = Blueprint("userdata", __name__)
 
@@ -303,7 +303,7 @@ def get_userdata(file: str) -> Response:
         if file == "user.css":  # the editor links it on every page load; an empty sheet until one is saved
             return Response("", mimetype="text/css", headers={"Cache-Control": "no-cache"})
         return _text(404)
-    return send_file(path, max_age=0)
+    return user_file(path)
 
 
 @twin(bp, "/userdata/<path:file>", methods=["POST"])

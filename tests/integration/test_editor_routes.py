@@ -430,3 +430,40 @@ def test_global_subgraphs_of_packs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert entry == {"source": "custom_node", "name": "blue", "info": {"node_pack": "custom_nodes.pack_a"}}
     assert client.get(f"/global_subgraphs/{key}").json["data"] == '{"definitions": {"subgraphs": []}}'
     assert client.get("/global_subgraphs/unknown").json is None
+
+
+# ---- user files are never active content on the farm's origin (issue 9) ----------------------------
+
+
+@pytest.mark.parametrize("name", ["page.html", "pic.svg", "doc.xhtml"])
+def test_userdata_of_an_active_type_is_a_download(farm: Farm, name: str) -> None:
+    body = b"<html><script>alert(document.cookie)</script></html>"
+    res = requests.post(f"{farm.url}/userdata/{name}?overwrite=true", data=body, timeout=10)
+    assert res.status_code == 200, res.text
+    got = get(farm, f"/userdata/{name}")
+    assert got.status_code == 200 and got.content == body
+    assert got.headers["Content-Type"] == "application/octet-stream"
+    assert got.headers["Content-Disposition"].startswith("attachment")
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("name", ["page.xhtml", "feed.xml", "style.xsl", "x.html", "x.svg"])
+def test_view_of_an_active_type_is_a_download(farm: Farm, name: str) -> None:
+    (farm.api_dir / "output" / name).write_bytes(b"<x/>")
+    got = get(farm, "/view", params={"filename": name, "type": "output"})
+    assert got.status_code == 200
+    assert got.headers["Content-Type"] == "application/octet-stream"
+    assert got.headers["Content-Disposition"].startswith("attachment")
+
+
+def test_view_of_a_png_that_claims_30000_pixels_square_is_a_413(farm: Farm) -> None:
+    import zlib
+
+    raw = bytearray(png((1, 2, 3)))
+    ihdr = raw.index(b"IHDR")
+    raw[ihdr + 4:ihdr + 12] = struct.pack(">II", 30000, 30000)
+    raw[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(raw[ihdr:ihdr + 17])))
+    (farm.api_dir / "output" / "bomb.png").write_bytes(bytes(raw))
+    got = get(farm, "/view", params={"filename": "bomb.png", "type": "output", "preview": "webp;90"})
+    assert got.status_code == 413, got.text[:200]
+    assert get(farm, "/view", params={"filename": "bomb.png", "type": "output"}).status_code == 200  # the file as is
