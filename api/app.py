@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask, Response
 from flask_socketio import SocketIO
 
-from api import live
+from api import live, origin
 from api.live import Hub
 from api.routes import (
     editor,
@@ -31,6 +31,7 @@ def create_app(farm: Farm, admitter: Admitter) -> tuple[Flask, SocketIO, Hub]:
     app.extensions["nodefarm"] = farm
     app.extensions["nodefarm.admitter"] = admitter
     app.config["MAX_CONTENT_LENGTH"] = farm.settings.max_upload_mb * 1024 * 1024 + 1024 * 1024
+    origin.install(app, farm.settings.cors_origins)
     for routes in (prompt, history, files, info, userdata, jobs, models, templates, memory, internal):
         app.register_blueprint(routes.bp)
     internal.install_logs()

@@ -30,6 +30,7 @@ from flask import Flask, request
 from flask_sock import Sock
 from flask_socketio import SocketIO, join_room
 
+from api import origin as origin_rules
 from nodes.settings import Settings
 from worker import events, keys, prompt_queue
 
@@ -141,7 +142,13 @@ def _client_message(peer: Peer, message: Any, first: bool, features: dict) -> st
 def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, SocketIO]:
     hub = Hub()
     sock = Sock(app)
-    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=[], logger=False, engineio_logger=False)
+    allow = settings.cors_origins
+
+    def origin_allowed(origin: str | None, environ: dict) -> bool:  # engineio asks before Flask sees it
+        return origin is None or origin_rules.allowed(origin, environ.get("HTTP_HOST", ""), allow)
+
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=origin_allowed, logger=False,
+                        engineio_logger=False)
     features = {**SERVER_FEATURES, "max_upload_size": settings.max_upload_mb * 1024 * 1024}
 
     def ws_handler(ws: Any) -> None:

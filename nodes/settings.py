@@ -44,6 +44,9 @@ class Settings:
     # Where workers reach the API (model files missing on a worker host are fetched from there).
     # NODEFARM_API_URL, default http://<host>:<port> (127.0.0.1 when the API listens on 0.0.0.0).
     api_url: str = ""
+    # Browser origins allowed besides the farm's own (--enable-cors-header [ORIGIN]; "*": any), comma-
+    # separated. NODEFARM_CORS_ORIGINS, default none: a page of another origin gets 403.
+    cors_origins: tuple[str, ...] = ()
     # Root for the default folders below. NODEFARM_BASE_DIR, default: the current directory.
     base_dir: Path = field(default_factory=Path.cwd)
     # ComfyUI's folders. NODEFARM_OUTPUT_DIR / _INPUT_DIR / _TEMP_DIR / _USER_DIR / _MODELS_DIR,
@@ -120,6 +123,7 @@ class Settings:
             result_redis_url=_env("NODEFARM_RESULT_REDIS_URL", redis_url),
             host=_env("NODEFARM_HOST", "127.0.0.1"),
             port=int(_env("NODEFARM_PORT", "8188")),
+            cors_origins=tuple(o.strip() for o in _env("NODEFARM_CORS_ORIGINS", "").split(",") if o.strip()),
             api_url=_env("NODEFARM_API_URL", _api_url(_env("NODEFARM_HOST", "127.0.0.1"), _env("NODEFARM_PORT", "8188"))),
             base_dir=base,
             output_dir=folder("NODEFARM_OUTPUT_DIR", "output"),

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--extra-model-paths-config", nargs="+", action="append", default=[], metavar="FILE",
                     help="extra_model_paths.yaml file(s); repeatable")
     up.add_argument("--cpu", action="store_true", help="run every node on the CPU")
+    up.add_argument("--enable-cors-header", nargs="?", const="*", metavar="ORIGIN",
+                    help="allow browser pages of ORIGIN (bare: any origin) to use the farm; default: its own only")
     cache = up.add_mutually_exclusive_group()
     cache.add_argument("--cache-classic", action="store_true", help="ComfyUI's classic per-prompt cache")
     cache.add_argument("--cache-lru", type=int, metavar="N", help="LRU cache of N node results")
@@ -113,6 +115,8 @@ def up_env(ns: argparse.Namespace) -> dict[str, str]:
         env["NODEFARM_EXTRA_MODEL_PATHS"] = os.pathsep.join(extra)
     if ns.cpu:
         env["NODEFARM_CPU"] = "1"
+    if ns.enable_cors_header:
+        env["NODEFARM_CORS_ORIGINS"] = ns.enable_cors_header
     if ns.cache_classic:
         env["NODEFARM_CACHE"] = "classic"
     elif ns.cache_none:

@@ -200,3 +200,37 @@ def test_load_image_stays_inside_the_roots(farm: Farm) -> None:
         assert res.status_code == 400, (name, res.text[:200])
         assert "1" in res.json()["node_errors"], name
     assert not list((farm.api_dir / "output").glob("leak*"))
+
+
+# ---- a page of another origin cannot drive the farm (issue 9) ------------------------------------
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:1"])
+def test_a_foreign_origin_is_refused_on_http_ws_and_socketio(farm: Farm, origin: str) -> None:
+    import socketio
+    import websocket
+
+    before = running_and_pending(farm)
+    prompt = json.dumps({"prompt": {"1": empty_image(), "2": GOOD_SAVE}})
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "application/json"):
+        res = requests.post(farm.url + "/prompt", data=prompt, headers={"Origin": origin, "Content-Type": ctype}, timeout=10)
+        assert res.status_code == 403, (ctype, res.status_code)
+    assert requests.post(farm.url + "/interrupt", headers={"Origin": origin}, timeout=10).status_code == 403
+    assert running_and_pending(farm) == before
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(farm.url.replace("http", "ws") + "/ws?clientId=x", origin=origin, timeout=10)
+    assert refused.value.status_code == 403
+    client = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(farm.url, headers={"Origin": origin}, transports=["polling"], wait_timeout=5)
+
+
+def test_the_farms_own_origin_and_clients_without_one_are_served(farm: Farm) -> None:
+    import websocket
+
+    own = requests.post(farm.url + "/prompt", json={"prompt": {"1": empty_image(), "2": GOOD_SAVE}},
+                        headers={"Origin": farm.url}, timeout=10)
+    assert own.status_code == 200
+    farm.wait(own.json()["prompt_id"])
+    ws = websocket.create_connection(farm.url.replace("http", "ws") + "/ws?clientId=y", origin=farm.url, timeout=10)
+    ws.close()
