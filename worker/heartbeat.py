@@ -96,8 +96,6 @@ def reap(r: redis.Redis, settings: Settings, results: redis.Redis | None = None)
         name = raw.decode() if isinstance(raw, bytes) else raw
         if name == settings.worker_name or not r.zrem(keys.WORKERS, name):
             continue  # ourselves, or another worker claimed it first
-        running = r.hgetall(keys.worker_running(name))
-        r.delete(keys.worker_running(name))
         if results is not None:
             results.delete(keys.worker_models(name))
         # tasks waiting in its private queue go to the others (an input only it held is recomputed)
@@ -106,14 +104,30 @@ def reap(r: redis.Redis, settings: Settings, results: redis.Redis | None = None)
             moved += 1
         if moved:
             log.warning("worker %s died with %d tasks in its queue; moved them to the shared queue", name, moved)
-        for payload in running.values():
-            pid, nid, seq = json.loads(payload)[:3]
-            log.warning("worker %s died while running node %s of %s; re-sending it", name, nid, pid)
-            pipe = r.pipeline()
-            functions.publish_in(pipe, pid, [(nid, int(seq), "")])
-            pipe.execute()
-            rescued.append(f"{pid}/{nid}")
+        rescued += resend_running(r, name, "died")
     return rescued
+
+
+def resend_running(r: redis.Redis, name: str, why: str) -> list[str]:
+    """Re-send the nodes worker ``name`` was executing (its running hash), to any worker."""
+    running = r.hgetall(keys.worker_running(name))
+    r.delete(keys.worker_running(name))
+    rescued: list[str] = []
+    for payload in running.values():
+        pid, nid, seq = json.loads(payload)[:3]
+        log.warning("worker %s %s while running node %s of %s; re-sending it", name, why, nid, pid)
+        pipe = r.pipeline()
+        functions.publish_in(pipe, pid, [(nid, int(seq), "")])
+        pipe.execute()
+        rescued.append(f"{pid}/{nid}")
+    return rescued
+
+
+def restarted(r: redis.Redis, settings: Settings) -> list[str]:
+    """A worker starting under a name whose earlier process did not stop cleanly (SIGKILL, then a
+    supervisor restarting it at once, before anyone saw the name go silent): that incarnation's
+    in-flight nodes are re-sent, as for a worker that died. Called once, before consuming."""
+    return resend_running(r, settings.worker_name, "was restarted")
 
 
 def start(settings: Settings, stop: threading.Event) -> threading.Thread:

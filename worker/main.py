@@ -68,7 +68,9 @@ def run_worker(settings: Settings, queues: list[str] | None, concurrency: int, p
         d.mkdir(parents=True, exist_ok=True)
     in_child = settings.comfyui_dir is not None and pool == "prefork"
     registry = None if in_child else boot(settings)
-    functions.load(redis.Redis.from_url(settings.redis_url))
+    state = redis.Redis.from_url(settings.redis_url)
+    functions.load(state)
+    heartbeat.restarted(state, settings)  # nodes an earlier process of this name left running
     app = make_celery(settings)
     runtime = WorkerRuntime(settings, registry)
     app.nf_runtime = runtime  # type: ignore[attr-defined]

@@ -86,3 +86,26 @@ def test_out_of_memory_twice_fails_the_run_with_a_clear_message(farm: Farm) -> N
     assert error["exception_type"] == "torch.OutOfMemoryError"
     assert "ran out of memory on your GPU" in error["exception_message"]
     assert len(marks(farm, tag)) == 2  # tried here, then once more elsewhere; no more
+
+
+def test_a_worker_restarted_at_once_under_its_name_runs_its_lost_node_again(tmp_path: Path) -> None:
+    """What a supervisor (systemd, compose, nodefarm up) does: SIGKILL, then the same worker name
+    again before anyone saw it go silent. The new process re-sends what the old one was running."""
+    farm = Farm(tmp_path, workers=1)
+    try:
+        tag = f"restart-{time.time_ns()}"
+        pid = farm.submit({
+            "1": {"class_type": "TestSlowValue", "inputs": {"value": 1.5, "seconds": 3.0, "tag": tag}},
+            "2": {"class_type": "TestFloatOutput", "inputs": {"value": ["1", 0]}},
+        })
+        deadline = time.time() + 30
+        while not marks(farm, tag) and time.time() < deadline:
+            time.sleep(0.05)
+        farm.kill("w0")
+        farm.start_worker(0)
+        entry = farm.wait(pid, timeout=60)
+        assert entry["status"]["status_str"] == "success", entry["status"]
+        assert entry["outputs"]["2"] == {"text": ["1.5"]}
+        assert len(marks(farm, tag)) == 2  # started by the killed process, then by its successor
+    finally:
+        farm.stop()
