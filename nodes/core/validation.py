@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import traceback
 from collections.abc import Callable, Coroutine, Generator, Mapping
@@ -548,15 +549,18 @@ class _Validator:
         return data, linked
 
 
-def _closure(root: str, deps: Mapping[str, list[str]]) -> set[str]:
+def _closure(root: str, deps: Mapping[str, list[str]]) -> list[str]:
+    """``root`` and every node it depends on, each once, in a fixed order."""
     seen = {root}
+    order = [root]
     stack = [root]
     while stack:
         for src in deps.get(stack.pop(), ()):
             if src not in seen:
                 seen.add(src)
+                order.append(src)
                 stack.append(src)
-    return seen
+    return order
 
 
 def validate_prompt(
@@ -611,6 +615,7 @@ def _validate_prompt(
     good: list[str] = []
     failed: list[tuple[str, list[ErrorDict]]] = []
     node_errors: dict[str, Any] = {}
+    positions: dict[str, int] = {}  # node -> its place in validator.validated (insertion order)
     try:
         for output in outputs:
             try:
@@ -634,10 +639,16 @@ def _validate_prompt(
                 continue
             log.warning("Failed to validate prompt for output %s", output)
             failed.append((output, reasons))
-            subtree = _closure(output, validator.deps)
-            for node_id, (node_ok, node_reasons) in validator.validated.items():
+            # this output's own subtree only (not every node validated so far: that made a prompt
+            # of many failing outputs quadratic), in the order nodes were validated (ComfyUI's order)
+            new = len(validator.validated) - len(positions)
+            for node_id in reversed(list(itertools.islice(reversed(validator.validated), new))):
+                positions[node_id] = len(positions)
+            subtree = [n for n in _closure(output, validator.deps) if n in positions]
+            for node_id in sorted(subtree, key=positions.__getitem__):
+                node_ok, node_reasons = validator.validated[node_id]
                 # Nodes invalid only because something upstream is invalid have no reasons: no entry.
-                if node_id not in subtree or node_ok or not node_reasons:
+                if node_ok or not node_reasons:
                     continue
                 entry = node_errors.get(node_id)
                 if entry is None:
