@@ -252,7 +252,7 @@ def free_memory() -> None:
 
 
 def another_worker(farm: Farm) -> str | None:
-    """A live worker other than this one (the least recently beating first is as good as any)."""
+    """A live worker other than this one (the most recent heartbeat first)."""
     for raw in farm.r.zrevrange(keys.WORKERS, 0, -1):
         name = raw.decode() if isinstance(raw, bytes) else str(raw)
         if name != farm.settings.worker_name and farm.alive(name):
