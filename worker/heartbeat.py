@@ -80,7 +80,7 @@ def beat(r: redis.Redis, settings: Settings, devices: list[dict[str, Any]],
          models: list[dict[str, Any]] | None = None) -> None:
     now = time.time()
     info = {"name": settings.worker_name, "host": platform.node(), "pid": os.getpid(), "beat": now, "devices": devices,
-            "models": models or []}
+            "models": models or [], "restarts": int(os.environ.get("NODEFARM_RESTARTS") or 0)}
     pipe = r.pipeline(transaction=False)
     pipe.zadd(keys.WORKERS, {settings.worker_name: now})
     pipe.set(keys.worker_info(settings.worker_name), json.dumps(info), ex=int(max(10, settings.heartbeat_s * 10)))

@@ -3,7 +3,11 @@
 Every child runs in its own session (so Ctrl-C reaches only the supervisor, which then stops the
 farm in order) and gets ``PR_SET_PDEATHSIG(SIGKILL)``, so a supervisor killed with SIGKILL takes its
 children with it and no orphan keeps the port. Each child's output is relayed line by line with a
-short prefix (``api | ...``). A child that exits on its own stops the whole farm with exit code 1.
+short prefix (``api | ...``). A worker that exits on its own is started again, after a back-off that
+doubles with each quick death (1 s up to 60 s; reset once it has run a minute), and the new process
+reports how often it was restarted in its heartbeat (``/system_stats``); its in-flight nodes are
+re-sent when it starts (:func:`worker.heartbeat.restarted`). The API or a Redis server that exits
+stops the whole farm with exit code 1.
 """
 
 from __future__ import annotations
@@ -134,11 +138,21 @@ def pdeathsig_preexec() -> Callable[[], None]:
     return preexec
 
 
+RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
+STABLE_AFTER_S = 60.0  # a worker that ran this long starts its back-off from the beginning again
+
+
 @dataclass
 class Child:
     name: str
     proc: subprocess.Popen[bytes]
     reader: threading.Thread | None = None
+    argv: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    restarts: int = 0  # how often this child was started again after dying
+    quick_deaths: int = 0  # deaths in a row within STABLE_AFTER_S of a start
+    due: float | None = None  # when a dead worker is started again
 
     @property
     def pid(self) -> int:
@@ -167,7 +181,7 @@ def spawn(name: str, argv: Sequence[str], env: dict[str, str], out: Output) -> C
         start_new_session=True,
         preexec_fn=pdeathsig_preexec(),
     )
-    child = Child(name, proc)
+    child = Child(name, proc, argv=tuple(argv), env=dict(env))
     child.reader = threading.Thread(target=_relay, args=(child, out), name=f"relay-{name}", daemon=True)
     child.reader.start()
     return child
@@ -342,18 +356,49 @@ class Farm:
                 self.stop.wait(0.1)
         finally:
             client.close()
+        dead = self._dead_child()
+        if dead is not None and not self.stop.is_set():  # a worker too: one that cannot start is not restarted
+            raise SupervisorError(f"{dead.name} exited while the farm was starting (code {dead.proc.returncode}); "
+                                  "see its output above")
 
     def _dead_child(self) -> Child | None:
-        return next((c for c in (*self.redis, *self.apps) if not c.alive()), None)
+        """A dead child the farm cannot do without (Redis, the API), else any dead worker, else None."""
+        dead = [c for c in (*self.redis, *self.apps) if not c.alive()]
+        return next((c for c in dead if not self._is_worker(c)), dead[0] if dead else None)
 
     def _watch(self) -> int:
         while not self.stop.is_set():
             dead = self._dead_child()
-            if dead is not None:
+            if dead is not None and not self._is_worker(dead):
                 self.say(f"error: {dead.name} (pid {dead.pid}) exited unexpectedly with code {dead.proc.returncode}; stopping the farm")
                 return 1
+            for child in list(self.apps):
+                if self._is_worker(child) and not child.alive():
+                    self._restart_later(child)
             self.stop.wait(0.2)
         return 0
+
+    def _is_worker(self, child: Child) -> bool:
+        return child in self.apps and child.name != "api"
+
+    def _restart_later(self, child: Child) -> None:
+        """A worker died: schedule its restart (back-off), then start it when due."""
+        now = time.monotonic()
+        if child.due is None:
+            lived = now - child.started
+            child.quick_deaths = 0 if lived >= STABLE_AFTER_S else child.quick_deaths + 1
+            wait = RESTART_BACKOFF_S[min(max(child.quick_deaths - 1, 0), len(RESTART_BACKOFF_S) - 1)]
+            child.due = now + wait
+            self.say(f"{child.name} (pid {child.pid}) exited unexpectedly with code {child.proc.returncode} after "
+                     f"{lived:.0f} s; restarting it in {wait:.0f} s (restart {child.restarts + 1})")
+            return
+        if now < child.due:
+            return
+        env = {**child.env, "NODEFARM_RESTARTS": str(child.restarts + 1)}
+        fresh = spawn(child.name, child.argv, env, self.out)
+        fresh.restarts, fresh.quick_deaths = child.restarts + 1, child.quick_deaths
+        self.apps[self.apps.index(child)] = fresh
+        self.say(f"{child.name} restarted (pid {fresh.pid}, restart {fresh.restarts})")
 
     def _shutdown(self) -> None:
         self.stop.set()

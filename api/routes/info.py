@@ -43,7 +43,8 @@ def live_devices() -> list[dict]:
         if raw:
             info = json.loads(raw)
             for d in info.get("devices", []):
-                devices.append({**d, "name": f"{d['name']} ({info['name']})", "models": info.get("models", [])})
+                devices.append({**d, "name": f"{d['name']} ({info['name']})", "models": info.get("models", []),
+                                "restarts": info.get("restarts", 0)})
     return devices
 
 

@@ -193,3 +193,37 @@ def test_a_child_that_dies_stops_the_farm_with_an_error(farm: RunningFarm) -> No
     assert farm.proc.wait(timeout=40) == 1
     assert f"api (pid {api[0]}) exited unexpectedly" in farm.output()
     assert farm.survivors(before) == {}
+
+
+def test_a_worker_that_dies_is_restarted_and_the_farm_keeps_serving(farm: RunningFarm) -> None:
+    import json
+    import urllib.request
+
+    wait_for_worker_pool(farm)
+    before = farm.children()
+    workers = [pid for pid in before if b"api.cli.main\0worker\0" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    main = [pid for pid in workers if before[pid].ppid not in workers]  # not its pool child
+    assert len(main) == 1
+    os.kill(main[0], signal.SIGKILL)
+    assert wait_for(lambda: "w0 restarted" in farm.output(), timeout=30), farm.output()[-2000:]
+    assert "restarting it in 1 s (restart 1)" in farm.output()
+    assert farm.proc.poll() is None  # the farm did not stop
+
+    def restarted_beat() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{farm.port}/system_stats", timeout=5) as res:
+            return any(d.get("restarts") == 1 for d in json.loads(res.read())["devices"])
+
+    assert wait_for(restarted_beat, timeout=40)
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "after_restart"}}}
+    req = urllib.request.Request(f"http://127.0.0.1:{farm.port}/prompt", data=json.dumps({"prompt": prompt}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as res:
+        pid = json.loads(res.read())["prompt_id"]
+
+    def finished() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{farm.port}/history/{pid}", timeout=5) as res:
+            entry = json.loads(res.read()).get(pid)
+        return bool(entry) and entry["status"]["status_str"] == "success"
+
+    assert wait_for(finished, timeout=60)
