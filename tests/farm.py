@@ -50,12 +50,22 @@ class RedisServer:
     def __init__(self, workdir: Path, *args: str) -> None:
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir, self.args = workdir, args
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._start()
+
+    def restart(self, down_s: float) -> None:
+        """Stop it (its data is gone: no persistence), stay down ``down_s``, start it on the same port."""
+        self.stop()
+        time.sleep(down_s)
+        self._start()
+
+    def _start(self) -> None:
         self.proc = subprocess.Popen(
-            [require_redis(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(workdir),
-             "--save", "", "--appendonly", "no", *args],
+            [require_redis(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--save", "", "--appendonly", "no", *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
         client = redis.Redis.from_url(self.url)
         for _ in range(100):
             try:

@@ -258,9 +258,23 @@ class ResultStore:
             self.r.unlink(*[keys.result(k) for k in cache_keys], *[keys.result_ui(k) for k in cache_keys])
 
 
+# a result store that restarts (or fails over) is waited for, about this long, command by command:
+# every result it held can be computed again from its recipe, so an outage must not fail a run
+OUTAGE_RETRIES = 12  # backoff 0.05 s doubling to 4 s: about 30 s in all
+
+
+def outage_retry() -> dict[str, Any]:
+    """redis-py client options that retry a command across a connection loss (with reconnect)."""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    return {"retry": Retry(ExponentialBackoff(cap=4.0, base=0.05), OUTAGE_RETRIES),
+            "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
+
+
 def connect(url: str, worker_name: str, max_bytes: int) -> ResultStore:
     """The result store on the result Redis at ``url``, as every farm process builds it."""
-    return ResultStore(redis.Redis.from_url(url), worker_name, max_bytes, uploader=uploader(url))
+    return ResultStore(redis.Redis.from_url(url, **outage_retry()), worker_name, max_bytes, uploader=uploader(url))
 
 
 def uploader(url: str) -> redis.Redis:
@@ -269,4 +283,4 @@ def uploader(url: str) -> redis.Redis:
     from redis.connection import Encoder, PythonRespSerializer
 
     encode = Encoder("utf-8", "strict", False).encode
-    return redis.Redis.from_url(url, command_packer=PythonRespSerializer(6000, encode))
+    return redis.Redis.from_url(url, command_packer=PythonRespSerializer(6000, encode), **outage_retry())

@@ -109,3 +109,24 @@ def test_a_worker_restarted_at_once_under_its_name_runs_its_lost_node_again(tmp_
         assert len(marks(farm, tag)) == 2  # started by the killed process, then by its successor
     finally:
         farm.stop()
+
+
+def test_a_result_store_restart_mid_run_costs_no_run(fresh_farm: Farm) -> None:
+    """The result Redis goes away for 3 s (and comes back empty) while runs are in flight: the
+    clients wait for it, lost results are computed again from their recipes, every run succeeds."""
+    farm = fresh_farm
+    tag = f"store-{time.time_ns()}"
+    pids = [farm.submit({
+        "1": {"class_type": "TestSlowValue", "inputs": {"value": float(i), "seconds": 1.5, "tag": tag}},
+        "2": {"class_type": "MathOperation", "inputs": {"a": ["1", 0], "b": 10.0, "operation": "add"}},
+        "3": {"class_type": "MathOperation", "inputs": {"a": ["2", 0], "b": 2.0, "operation": "multiply"}},
+        "4": {"class_type": "TestFloatOutput", "inputs": {"value": ["3", 0]}},
+    }) for i in range(3)]
+    deadline = time.time() + 30
+    while len(marks(farm, tag)) < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    farm.results.restart(down_s=3.0)
+    for i, pid in enumerate(pids):
+        entry = farm.wait(pid, timeout=90)
+        assert entry["status"]["status_str"] == "success", entry["status"]
+        assert entry["outputs"]["4"] == {"text": [repr((i + 10.0) * 2.0)]}
