@@ -8,6 +8,7 @@ passes the :class:`nodes.registry.NodeRegistry` around instead of reading these 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,10 +34,6 @@ def bind_registry(registry: NodeRegistry) -> None:
     LOADED_MODULE_DIRS.update({p.name: str(p.path) for p in registry.packs if p.error is None})
 
 
-# lower-case names of ComfyUI's nodes.py that packs import (other lower-case names are our submodules)
-STANDIN_FUNCTIONS = frozenset({"common_ksampler"})
-
-
 def interrupt_processing(value: bool = True) -> None:
     from nodes import face
 
@@ -50,29 +47,30 @@ def before_node_execution() -> None:
 
 
 def __getattr__(name: str) -> Any:
-    # Core classes for subclassing (nodes.SaveImage, nodes.LoadImage, ...), resolved lazily so that
-    # importing this package has no side effects. With --comfyui, everything of the user's ComfyUI's
-    # nodes.py (common_ksampler, CLIPTextEncode, its SaveImage, ...) comes from there.
-    import pkgutil
+    # What custom nodes take from ComfyUI's `nodes` module, resolved lazily so that importing this
+    # package has no side effects: with --comfyui everything of the user's ComfyUI's nodes.py
+    # (common_ksampler, CLIPTextEncode, its SaveImage, ...); without it our core classes, then the
+    # stand-ins for ComfyUI's (the model ones say to start the farm with --comfyui when called).
     import sys
 
-    if any(m.name == name for m in pkgutil.iter_modules(__path__)):
+    if name.startswith("__") or name in _submodules():
         raise AttributeError(name)  # `from nodes import schema` of a submodule not imported yet
     comfyui_nodes = sys.modules.get("comfyui_nodes")
-    if comfyui_nodes is not None and not name.startswith("__") and hasattr(comfyui_nodes, name):
-        return getattr(comfyui_nodes, name)
-    if name[:1].isupper():
+    if comfyui_nodes is not None:
+        if hasattr(comfyui_nodes, name):
+            return getattr(comfyui_nodes, name)
+    else:
         from nodes import builtin
-
-        cls = builtin.NODE_CLASS_MAPPINGS.get(name)
-        if cls is not None:
-            return cls
-    if comfyui_nodes is None and (name[:1].isupper() or name in STANDIN_FUNCTIONS):
-        # without --comfyui: stand-ins for ComfyUI's core classes and common_ksampler (packs import
-        # and subclass them; the model ones say to start the farm with --comfyui when called)
         from nodes.compat.comfy_nodes_standins import standin
 
-        found = standin(name)
+        found = builtin.NODE_CLASS_MAPPINGS.get(name) or standin(name)
         if found is not None:
             return found
     raise AttributeError(f"module 'nodes' has no attribute {name!r}")
+
+
+@functools.cache
+def _submodules() -> frozenset[str]:
+    import pkgutil
+
+    return frozenset(m.name for m in pkgutil.iter_modules(__path__))
