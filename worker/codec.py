@@ -195,5 +195,5 @@ def nbytes(value: Any) -> int:
         return 64 + sum(nbytes(v) for v in value)
     if isinstance(value, dict):
         return 64 + sum(nbytes(v) for v in value.values())
-    size = model_size(value) if hasattr(value, "model_size") or hasattr(value, "patcher") else None
+    size = model_size(value)
     return 64 if size is None else size

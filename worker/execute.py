@@ -176,19 +176,22 @@ def run_node(
             return expanded
     fn = bound(cls, obj, cls.FUNCTION)  # type: ignore[attr-defined]
     returns = map_over_list(data, fn, input_is_list=input_is_list, node_id=node_id, prompt_id=prompt_id)
-    return normalize(cls, [as_v1_return(r, len(schema.return_types(cls))) for r in returns])
+    return normalize(cls, as_v1_returns(returns, len(schema.return_types(cls))))
 
 
-def as_v1_return(r: Any, n_out: int) -> Any:
-    """A return of the user's ComfyUI's V3 node (``io.NodeOutput``) or its ExecutionBlocker in the
+def as_v1_returns(returns: list[Any], n_out: int) -> list[Any]:
+    """Returns of the user's ComfyUI's V3 nodes (``io.NodeOutput``) and its ExecutionBlocker in the
     V1 shapes :func:`normalize` reads: ``{"result", "ui", "expand"}`` dicts and tuples."""
     blockers = face.both("comfy_execution.graph_utils", "ExecutionBlocker")
+    output_type = getattr(sys.modules.get("comfy_api.internal"), "_NodeOutputInternal", None)
+    return [_as_v1(r, n_out, blockers, output_type) for r in returns]
+
+
+def _as_v1(r: Any, n_out: int, blockers: tuple[type, ...], output_type: Any) -> Any:
     if isinstance(r, dict) and isinstance(r.get("result"), blockers):
         return {**r, "result": (r["result"],) * n_out}
     if isinstance(r, blockers):
         return (r,) * n_out
-    internal = sys.modules.get("comfy_api.internal")
-    output_type = getattr(internal, "_NodeOutputInternal", None)
     if output_type is None or not isinstance(r, output_type):
         return r
     out: dict[str, Any] = {}
@@ -197,7 +200,7 @@ def as_v1_return(r: Any, n_out: int) -> Any:
         out["ui"] = ui if isinstance(ui, dict) else ui.as_dict()
     result = getattr(r, "result", None)
     if getattr(r, "block_execution", None) is not None:
-        result = (face.live("comfy_execution.graph_utils").ExecutionBlocker(r.block_execution),) * n_out
+        result = (blockers[0](r.block_execution),) * n_out
     out["result"] = () if result is None else result
     if getattr(r, "expand", None) is not None:
         out["expand"] = r.expand
