@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,9 @@ def twin(bp: Blueprint, rule: str, **options: Any) -> Callable[[Callable], Calla
         return fn
 
     return decorator
+
+
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _no_constants(name: str) -> Any:
@@ -35,7 +39,8 @@ def body_json(default: Any = None) -> Any:
         return default
     try:
         value = json.loads(raw, parse_constant=_no_constants)
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        if SURROGATE_ESCAPE.search(raw):  # only an escape can make one (raw UTF-8 ones fail to decode)
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
         return value
     except (ValueError, UnicodeError, RecursionError):
         return default
