@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from nodes.compat.folder_paths import safe_join
 from nodes.settings import Settings
 from worker import keys
 
@@ -29,21 +32,6 @@ MAX_SHIPPED_BYTES = 256 * 1024 * 1024
 
 def relpath(subfolder: str, filename: str) -> str:
     return f"{subfolder.strip('/')}/{filename}" if subfolder else filename
-
-
-def safe_join(root: Path, subfolder: str, filename: str) -> Path | None:
-    """``root/subfolder/filename`` if it stays inside ``root`` (symlinks resolved), else None."""
-    if not filename or "\x00" in filename or "\x00" in subfolder or "\\" in filename:
-        return None
-    if filename.startswith("/") or ".." in Path(filename).parts or os.path.isabs(subfolder):
-        return None
-    base = root.resolve()
-    target = (base / subfolder / filename).resolve()
-    try:
-        target.relative_to(base)
-    except ValueError:
-        return None
-    return target
 
 
 def make_counter(r: redis.Redis):  # type: ignore[no-untyped-def]
@@ -66,13 +54,24 @@ def make_fetch(r: redis.Redis, settings: Settings):  # type: ignore[no-untyped-d
         blob = r.get(keys.file_blob(kind, relpath(subfolder, filename)))
         if blob is None:
             return None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + f".part{os.getpid()}")
-        tmp.write_bytes(blob)
-        os.replace(tmp, target)
-        return target
+        return land(target, [blob])
 
     return fetch
+
+
+def land(target: Path, chunks: Iterable[bytes]) -> Path:
+    """Write ``chunks`` to ``target`` through a temporary file of this process and thread, then
+    move it into place: a reader never sees half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.part{os.getpid()}-{threading.get_ident()}")
+    try:
+        with open(tmp, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def make_model_fetch(settings: Settings):  # type: ignore[no-untyped-def]
@@ -91,12 +90,7 @@ def make_model_fetch(settings: Settings):  # type: ignore[no-untyped-def]
             with requests.get(url, stream=True, timeout=(5, 300)) as res:
                 if res.status_code != 200:
                     return None
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(target.name + f".part{os.getpid()}")
-                with open(tmp, "wb") as fh:
-                    for chunk in res.iter_content(chunk_size=1 << 20):
-                        fh.write(chunk)
-                os.replace(tmp, target)
+                land(target, res.iter_content(chunk_size=1 << 20))
         except (requests.RequestException, OSError) as exc:
             log.warning("cannot fetch model %s/%s from %s: %s", folder_name, filename, settings.api_url, exc)
             return None

@@ -117,11 +117,7 @@ def land_from_redis(r: redis.Redis, settings: Settings, kind: str, subfolder: st
         return None
     if target.is_file() and target.stat().st_size == len(blob):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".part{os.getpid()}-{threading.get_ident()}")
-    tmp.write_bytes(blob)
-    os.replace(tmp, target)
-    return target
+    return files.land(target, [blob])
 
 
 @dataclass

@@ -455,28 +455,43 @@ class OutsideRootError(FileNotFoundError):
     """A file name that would leave its root (``..``, an absolute path, a link out, NUL, ``\\``)."""
 
 
+def safe_join(root: Path, subfolder: str, filename: str) -> Path | None:
+    """``root/subfolder/filename`` if it stays inside ``root`` (symlinks resolved), else None: every
+    file name a client or a node gives is checked by this one function (API and workers alike)."""
+    if not filename or "\x00" in filename or "\x00" in subfolder or "\\" in filename:
+        return None
+    if filename.startswith("/") or ".." in Path(filename).parts or os.path.isabs(subfolder):
+        return None
+    base = Path(root).resolve()
+    target = (base / subfolder / filename).resolve()
+    if target == base:
+        return None
+    try:
+        target.relative_to(base)
+    except ValueError:
+        return None
+    return target
+
+
 def contained(name: str, default_dir: str | None = None) -> tuple[str, str] | None:
-    """(root, path) of an annotated name (``x.png [output]``) inside its root, links resolved; None
-    when the name would leave it. Unlike ComfyUI, a name never reaches a file outside the roots."""
+    """(root, name relative to it) of an annotated name (``x.png [output]``) that stays inside its
+    root (:func:`safe_join`); None when it would leave it. Unlike ComfyUI, a name never reaches a
+    file outside the roots."""
     name, base_dir = annotated_filepath(name)
     if base_dir is None:
         base_dir = default_dir if default_dir is not None else get_input_directory()
-    if not name or "\x00" in name or "\\" in name or os.path.isabs(name):
-        return None
-    root = os.path.realpath(base_dir)
-    path = os.path.realpath(os.path.join(root, name))
-    if path == root or os.path.commonpath((root, path)) != root:
-        return None
-    return base_dir, os.path.join(base_dir, os.path.relpath(path, root))
+    path = safe_join(Path(base_dir), "", name)
+    return None if path is None else (base_dir, str(path.relative_to(Path(base_dir).resolve())))
 
 
 def get_annotated_filepath(name: str, default_dir: str | None = None) -> str:
     found = contained(name, default_dir)
     if found is None:
         raise OutsideRootError(f"{name!r} is not a file inside the farm's input, output or temp folder")
-    base_dir, path = found
+    base_dir, rel = found
+    path = os.path.join(base_dir, rel)
     if not os.path.exists(path):
-        fetched = _fetch(base_dir, os.path.relpath(path, base_dir))
+        fetched = _fetch(base_dir, rel)
         if fetched is not None:
             return fetched
     return path
@@ -486,10 +501,8 @@ def exists_annotated_filepath(name: str) -> bool:
     found = contained(name)
     if found is None:
         return False
-    base_dir, path = found
-    if os.path.exists(path):
-        return True
-    return _fetch(base_dir, os.path.relpath(path, base_dir)) is not None
+    base_dir, rel = found
+    return os.path.exists(os.path.join(base_dir, rel)) or _fetch(base_dir, rel) is not None
 
 
 # ---- content types and input listing ----------------------------------------------------------
