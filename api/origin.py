@@ -45,16 +45,13 @@ def install(app: Flask, allow: tuple[str, ...]) -> None:
         return Response("403: cross-origin request refused (start the farm with --enable-cors-header ORIGIN "
                         "to allow that origin)", status=403)
 
-    if allow and "*" not in allow:
+    if allow:
         @app.after_request
         def cors(response: Response) -> Response:
             origin = request.headers.get("Origin")
-            if origin in allow:
+            if "*" in allow:
+                response.headers["Access-Control-Allow-Origin"] = "*"
+            elif origin in allow:
                 response.headers["Access-Control-Allow-Origin"] = origin
                 response.headers["Vary"] = "Origin"
-            return response
-    elif "*" in allow:
-        @app.after_request
-        def cors_any(response: Response) -> Response:
-            response.headers["Access-Control-Allow-Origin"] = "*"
             return response

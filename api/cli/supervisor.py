@@ -361,15 +361,14 @@ class Farm:
             raise SupervisorError(f"{dead.name} exited while the farm was starting (code {dead.proc.returncode}); "
                                   "see its output above")
 
-    def _dead_child(self) -> Child | None:
-        """A dead child the farm cannot do without (Redis, the API), else any dead worker, else None."""
-        dead = [c for c in (*self.redis, *self.apps) if not c.alive()]
-        return next((c for c in dead if not self._is_worker(c)), dead[0] if dead else None)
+    def _dead_child(self, *, workers: bool = True) -> Child | None:
+        """A dead child (``workers=False``: only one the farm cannot do without, Redis or the API)."""
+        return next((c for c in (*self.redis, *self.apps) if not c.alive() and (workers or not self._is_worker(c))), None)
 
     def _watch(self) -> int:
         while not self.stop.is_set():
-            dead = self._dead_child()
-            if dead is not None and not self._is_worker(dead):
+            dead = self._dead_child(workers=False)
+            if dead is not None:
                 self.say(f"error: {dead.name} (pid {dead.pid}) exited unexpectedly with code {dead.proc.returncode}; stopping the farm")
                 return 1
             for child in list(self.apps):
