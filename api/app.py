@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask, Response
 from flask_socketio import SocketIO
 
-from api import live, origin
+from api import auth, live, origin
 from api.live import Hub
 from api.routes import (
     editor,
@@ -32,6 +32,7 @@ def create_app(farm: Farm, admitter: Admitter) -> tuple[Flask, SocketIO, Hub]:
     app.extensions["nodefarm.admitter"] = admitter
     app.config["MAX_CONTENT_LENGTH"] = farm.settings.max_upload_mb * 1024 * 1024 + 1024 * 1024
     origin.install(app, farm.settings.cors_origins)
+    auth.install(app, farm.settings.auth_token_file, farm.settings.api_token)  # after the Origin guard
     for routes in (prompt, history, files, info, userdata, jobs, models, templates, memory, internal):
         app.register_blueprint(routes.bp)
     internal.install_logs()

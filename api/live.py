@@ -30,6 +30,7 @@ from flask import Flask, request
 from flask_sock import Sock
 from flask_socketio import SocketIO, join_room
 
+from api import auth as auth_rules
 from api import origin as origin_rules
 from nodes.settings import Settings
 from worker import events, keys, prompt_queue
@@ -176,6 +177,7 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
+        auth_rules.refuse_socketio(auth)  # with tokens on: none valid, no connection
         sid = request.args.get("clientId")
         if not sid and isinstance(auth, dict):
             sid = auth.get("clientId")

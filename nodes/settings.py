@@ -47,6 +47,14 @@ class Settings:
     # Browser origins allowed besides the farm's own (--enable-cors-header [ORIGIN]; "*": any), comma-
     # separated. NODEFARM_CORS_ORIGINS, default none: a page of another origin gets 403.
     cors_origins: tuple[str, ...] = ()
+    # Named API tokens (--auth-token-file FILE; `nodefarm token add NAME`): one `name token` per line, re-read
+    # when it changes; when set, every route, /ws and Socket.IO need a token (api/auth.py).
+    # NODEFARM_AUTH_TOKEN_FILE, default none: no authentication.
+    auth_token_file: Path | None = None
+    # The token this process sends to the API as a Bearer header (workers: /internal/models); the API
+    # accepts it too, under the name "farm-internal". `nodefarm up` generates one per start when it has
+    # tokens. NODEFARM_API_TOKEN, default none.
+    api_token: str = ""
     # Root for the default folders below. NODEFARM_BASE_DIR, default: the current directory.
     base_dir: Path = field(default_factory=Path.cwd)
     # ComfyUI's folders. NODEFARM_OUTPUT_DIR / _INPUT_DIR / _TEMP_DIR / _USER_DIR / _MODELS_DIR,
@@ -124,6 +132,8 @@ class Settings:
             host=_env("NODEFARM_HOST", "127.0.0.1"),
             port=int(_env("NODEFARM_PORT", "8188")),
             cors_origins=tuple(o.strip() for o in _env("NODEFARM_CORS_ORIGINS", "").split(",") if o.strip()),
+            auth_token_file=Path(_env("NODEFARM_AUTH_TOKEN_FILE", "")).expanduser().resolve() if _env("NODEFARM_AUTH_TOKEN_FILE", "") else None,
+            api_token=_env("NODEFARM_API_TOKEN", ""),
             api_url=_env("NODEFARM_API_URL", _api_url(_env("NODEFARM_HOST", "127.0.0.1"), _env("NODEFARM_PORT", "8188"))),
             base_dir=base,
             output_dir=folder("NODEFARM_OUTPUT_DIR", "output"),

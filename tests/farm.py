@@ -88,8 +88,10 @@ WORKER_CMD = "from nodes.settings import Settings; from worker.main import run_w
 
 
 class Farm:
-    def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None, token: str | None = None) -> None:
         self.tmp = tmp
+        # a farm with tokens (NODEFARM_AUTH_TOKEN_FILE in env): the token post/submit/wait/image send
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.state = RedisServer(tmp / "redis-state")
         self.results = RedisServer(tmp / "redis-results", "--maxmemory", "512mb", "--maxmemory-policy", "allkeys-lru")
         self.port = free_port()
@@ -133,7 +135,7 @@ class Farm:
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
-                if requests.get(self.url + "/system_stats", timeout=1).status_code == 200:
+                if requests.get(self.url + "/system_stats", timeout=1, headers=self.headers).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -179,7 +181,7 @@ class Farm:
 
     # ---- client side --------------------------------------------------------------------------
     def post(self, prompt: dict, **body: Any) -> requests.Response:
-        return requests.post(self.url + "/prompt", json={"prompt": prompt, **body}, timeout=30)
+        return requests.post(self.url + "/prompt", json={"prompt": prompt, **body}, timeout=30, headers=self.headers)
 
     def submit(self, prompt: dict, **body: Any) -> str:
         res = self.post(prompt, **body)
@@ -189,7 +191,7 @@ class Farm:
     def wait(self, pid: str, timeout: float = 60) -> dict:
         deadline = time.time() + timeout
         while time.time() < deadline:
-            entry = requests.get(f"{self.url}/history/{pid}", timeout=5).json()
+            entry = requests.get(f"{self.url}/history/{pid}", timeout=5, headers=self.headers).json()
             if pid in entry:
                 return dict(entry[pid])
             time.sleep(0.1)
@@ -199,7 +201,7 @@ class Farm:
         return self.wait(self.submit(prompt, **body), timeout)
 
     def image(self, info: dict) -> bytes:
-        res = requests.get(self.url + "/view", params=info, timeout=10)
+        res = requests.get(self.url + "/view", params=info, timeout=10, headers=self.headers)
         assert res.status_code == 200, res.text
         return res.content
 
@@ -207,9 +209,11 @@ class Farm:
 class WsClient:
     """A ComfyUI /ws client that records every message."""
 
-    def __init__(self, url: str, client_id: str | None = None) -> None:
+    def __init__(self, url: str, client_id: str | None = None, token: str | None = None) -> None:
         self.client_id = client_id or uuid.uuid4().hex
-        self.ws = websocket.create_connection(url.replace("http", "ws") + f"/ws?clientId={self.client_id}", timeout=30)
+        header = [f"Authorization: Bearer {token}"] if token else None
+        self.ws = websocket.create_connection(url.replace("http", "ws") + f"/ws?clientId={self.client_id}", timeout=30,
+                                              header=header)
         self.messages: list[Any] = []
 
     def until(self, predicate: Any, timeout: float = 60) -> list[Any]:

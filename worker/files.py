@@ -85,9 +85,12 @@ def make_model_fetch(settings: Settings):  # type: ignore[no-untyped-def]
         if target is None or not settings.api_url:
             return None
         url = f"{settings.api_url}/internal/models/{folder_name}/{filename}"
+        headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}  # api/auth.py
         started = time.monotonic()
         try:
-            with requests.get(url, stream=True, timeout=(5, 300)) as res:
+            with requests.get(url, stream=True, timeout=(5, 300), headers=headers) as res:
+                if res.status_code == 401:
+                    log.warning("cannot fetch model %s/%s: the API wants a token (NODEFARM_API_TOKEN)", folder_name, filename)
                 if res.status_code != 200:
                     return None
                 land(target, res.iter_content(chunk_size=1 << 20))

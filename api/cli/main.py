@@ -8,6 +8,7 @@ Process supervision lives in :mod:`api.cli.supervisor`, the submit client in :mo
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import shlex
@@ -16,7 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from api import auth
 from api.cli import submit, supervisor
+from api.cli import token as token_cli
 from nodes.settings import Settings
 
 DEFAULT_LISTEN = "127.0.0.1"
@@ -55,11 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes on this host (default 2)")
     up.add_argument("--redis-url", metavar="URL",
                     help="use this Redis instead of starting private ones (default: NODEFARM_REDIS_URL)")
+    up.add_argument("--insecure", action="store_true",
+                    help="allow --listen on a non-loopback address without --auth-token-file (anyone who can reach it can use the farm)")
     up.set_defaults(handler=cmd_up)
 
     api = sub.add_parser("api", help="run the HTTP API in the foreground")
     api.add_argument("--host", help="listen address (default NODEFARM_HOST or 127.0.0.1)")
     api.add_argument("--port", type=int, help="port (default NODEFARM_PORT or 8188)")
+    for one in (up, api):
+        one.add_argument("--auth-token-file", metavar="FILE",
+                         help="named API tokens, one `name token` per line (`nodefarm token add NAME`): every route, "
+                              "/ws and Socket.IO then need one (NODEFARM_AUTH_TOKEN_FILE)")
     api.set_defaults(handler=cmd_api)
 
     worker = sub.add_parser("worker", help="run one Celery worker joined to an existing Redis")
@@ -77,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tiny = sub.add_parser("tiny-checkpoint", add_help=False, help="build a tiny random SD1.5 checkpoint to try the farm without a download")
     tiny.set_defaults(handler=cmd_tiny_checkpoint)
+
+    tokens = sub.add_parser("token", help="manage the named API tokens of a token file (add NAME, list)")
+    token_cli.add_arguments(tokens)
+    tokens.set_defaults(handler=cmd_token)
 
     sub_submit = sub.add_parser("submit", help="submit an API-format workflow and optionally wait for it")
     submit.add_arguments(sub_submit)
@@ -117,6 +130,8 @@ def up_env(ns: argparse.Namespace) -> dict[str, str]:
         env["NODEFARM_CPU"] = "1"
     if ns.enable_cors_header:
         env["NODEFARM_CORS_ORIGINS"] = ns.enable_cors_header
+    if ns.auth_token_file:
+        env["NODEFARM_AUTH_TOKEN_FILE"] = _absolute(ns.auth_token_file)
     if ns.cache_classic:
         env["NODEFARM_CACHE"] = "classic"
     elif ns.cache_none:
@@ -149,6 +164,35 @@ def ignored_flags_warning(extras: Sequence[str]) -> str | None:
     return f"nodefarm up: ignoring ComfyUI flags that nodefarm does not support: {named} (dropped: {' '.join(extras)})"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether only this host can reach an address (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_listen_refusal(ns: argparse.Namespace) -> str | None:
+    """Why ``nodefarm up`` will not listen where it was asked to (no tokens, not loopback), or None."""
+    host = listen_host(ns.listen)[0]
+    if is_loopback(host) or ns.auth_token_file or os.environ.get("NODEFARM_AUTH_TOKEN_FILE") or ns.insecure:
+        return None
+    return (f"nodefarm up: refusing to listen on {host} without authentication: anyone who can reach it could run "
+            "workflows and read every output. Create a token (`nodefarm token add NAME --file tokens.txt`) and pass "
+            "--auth-token-file tokens.txt, or add --insecure if the network is trusted.")
+
+
+def token_file_problem(path: str | None) -> str | None:
+    """Why a token file cannot be used, or None."""
+    if not path:
+        return None
+    if not Path(path).expanduser().is_file():
+        return (f"the token file {path} does not exist; create it with `nodefarm token add NAME --file {path}`")
+    return None
+
+
 def cmd_up(ns: argparse.Namespace) -> int:
     warning = None if ns.comfyui else ignored_flags_warning(ns.extras)
     if warning:
@@ -159,7 +203,14 @@ def cmd_up(ns: argparse.Namespace) -> int:
     if ns.workers < 0:
         print("nodefarm up: --workers must be 0 or more", file=sys.stderr)
         return 2
+    refusal = insecure_listen_refusal(ns)
+    problem = token_file_problem(ns.auth_token_file or os.environ.get("NODEFARM_AUTH_TOKEN_FILE"))
+    if refusal or problem:
+        print(refusal or f"nodefarm up: {problem}", file=sys.stderr)
+        return 2
     env = up_env(ns)
+    if ns.auth_token_file or os.environ.get("NODEFARM_AUTH_TOKEN_FILE"):
+        env["NODEFARM_API_TOKEN"] = auth.new_token()  # the farm's own (workers -> /internal), this start only
     plan = supervisor.FarmPlan(
         env=env,
         host=env["NODEFARM_HOST"],
@@ -179,6 +230,12 @@ def cmd_api(ns: argparse.Namespace) -> int:
         settings = settings.with_(host=ns.host)
     if ns.port:
         settings = settings.with_(port=ns.port)
+    if ns.auth_token_file:
+        settings = settings.with_(auth_token_file=Path(ns.auth_token_file).expanduser().resolve())
+    problem = token_file_problem(str(settings.auth_token_file) if settings.auth_token_file else None)
+    if problem:
+        print(f"nodefarm api: {problem}", file=sys.stderr)
+        return 2
     serve(settings)
     return 0
 
@@ -220,6 +277,10 @@ def cmd_worker(ns: argparse.Namespace) -> int:
     queues = [q.strip() for q in ns.queues.split(",") if q.strip()] if ns.queues else None
     run_worker(worker_settings(ns), queues or None, ns.concurrency, ns.pool)
     return 0
+
+
+def cmd_token(ns: argparse.Namespace) -> int:
+    return token_cli.run(ns)
 
 
 def cmd_submit(ns: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from api.auth import SUBMITTER_KEY
 from api.routing import body_json, farm, json_response
 from nodes.core.item import QueueItem
 from worker import cancel as cancelling
@@ -36,6 +37,12 @@ def _meta(extra_data: Any) -> tuple[int | None, str | None]:
     workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
     workflow_id = workflow.get("id") if isinstance(workflow, dict) else None
     return (int(create_time) if isinstance(create_time, (int, float)) else None), (str(workflow_id) if workflow_id else None)
+
+
+def _submitter(extra_data: Any) -> str | None:
+    """Who submitted the run: the token's name (the client id on a farm without tokens)."""
+    name = extra_data.get(SUBMITTER_KEY) if isinstance(extra_data, dict) else None
+    return str(name) if name else None
 
 
 def _normalize_item(item: Any) -> Any:
@@ -147,6 +154,7 @@ def queue_job(item: QueueItem, status: str, include_workflow: bool = False, star
             "outputs_count": 0,
             "previewable_outputs_count": 0,
             "workflow_id": workflow_id,
+            "submitter": _submitter(extra_data),
         }
     )
     if include_workflow:
@@ -178,6 +186,7 @@ def history_job(pid: str, entry: dict[str, Any], include_outputs: bool = False, 
             "previewable_outputs_count": previewable,
             "preview_output": preview,
             "workflow_id": workflow_id,
+            "submitter": _submitter(extra_data),
         }
     )
     if include_outputs:

@@ -6,6 +6,7 @@ import uuid
 
 from flask import Blueprint, Response
 
+from api import auth
 from api.routing import admitter, body_json, empty, farm, json_response, twin
 from nodes.core.item import QueueItem
 from nodes.core.validation import validate_prompt
@@ -68,6 +69,7 @@ def post_prompt() -> Response:
         extra_data = {}
     if "client_id" in body:
         extra_data["client_id"] = body["client_id"]
+    auth.stamp_submitter(extra_data, client_id)
     item = QueueItem.submitted(number, pid, prompt, extra_data, result.outputs)
     item.deferred = sorted(result.deferred_validation)
     prompt_queue.enqueue(f.r, item)
