@@ -37,7 +37,6 @@ from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Flask, Response, current_app, g, redirect, request
-from flask_socketio import ConnectionRefusedError
 
 from api.routing import json_response
 
@@ -311,6 +310,8 @@ def install(app: Flask, token_file: Path | None, internal: str = "") -> TokenFil
 def refuse_socketio(auth: object) -> None:
     """For Socket.IO's connect handler: raise ConnectionRefusedError unless the handshake carries a
     valid token (header, cookie, ``?token=`` or ``auth={"token": ...}``); nothing when there are no tokens."""
+    from flask_socketio import ConnectionRefusedError
+
     tokens: TokenFile | None = current_app.extensions.get(EXTENSION)
     if tokens is None:
         return
