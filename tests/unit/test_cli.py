@@ -150,7 +150,7 @@ def test_up_prints_the_warning_before_starting(monkeypatch: pytest.MonkeyPatch, 
     plans = record_plans(monkeypatch)
     monkeypatch.setattr(supervisor, "cuda_devices", lambda: ("0", "1"))
     monkeypatch.delenv("NODEFARM_REDIS_URL", raising=False)
-    assert cli.main(["up", "--highvram", "--listen", "--workers", "3"]) == 0
+    assert cli.main(["up", "--highvram", "--listen", "--insecure", "--workers", "3"]) == 0
     assert "--highvram" in capsys.readouterr().err
     (plan,) = plans
     assert (plan.host, plan.port, plan.workers, plan.redis_url, plan.gpus) == ("0.0.0.0", 8188, 3, None, ("0", "1"))
