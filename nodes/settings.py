@@ -92,6 +92,15 @@ class Settings:
     # Hard time limit of one node in seconds; the broker visibility timeout is twice this.
     # NODEFARM_NODE_TIME_LIMIT, default 3600.
     node_time_limit: int = 3600
+    # Broker visibility timeout in seconds: a task message delivered to a worker and not acked for
+    # this long is delivered again (kombu's Redis transport). A live worker keeps re-scoring the
+    # messages it holds (worker/rescue.py), so a node running longer is never run twice.
+    # NODEFARM_VISIBILITY_TIMEOUT, default 0: twice node_time_limit.
+    visibility_timeout: int = 0
+    # Seconds a running run may look stuck before the watchdog acts (worker/watchdog.py): a node
+    # dispatched whose task is nowhere (no queue, no worker holds it) is sent again; a run whose
+    # state is missing or corrupt fails with a clear error. NODEFARM_WATCHDOG_GRACE, default 30.
+    watchdog_grace_s: float = 30.0
     # Worker heartbeat period in seconds; a worker silent for 3 periods is dead and its nodes are
     # handed to others. NODEFARM_HEARTBEAT, default 2.
     heartbeat_s: float = 2.0
@@ -152,6 +161,8 @@ class Settings:
             max_active_runs=max(1, int(_env("NODEFARM_MAX_ACTIVE_RUNS", "4"))),
             max_node_attempts=max(1, int(_env("NODEFARM_MAX_NODE_ATTEMPTS", "2"))),
             node_time_limit=int(_env("NODEFARM_NODE_TIME_LIMIT", "3600")),
+            visibility_timeout=max(0, int(_env("NODEFARM_VISIBILITY_TIMEOUT", "0"))),
+            watchdog_grace_s=float(_env("NODEFARM_WATCHDOG_GRACE", "30")),
             heartbeat_s=float(_env("NODEFARM_HEARTBEAT", "2")),
             worker_cache_mb=int(_env("NODEFARM_WORKER_CACHE_MB", "2048")),
             disable_metadata=_env("NODEFARM_DISABLE_METADATA", "0") in ("1", "true", "yes"),

@@ -23,7 +23,7 @@ from nodes.core.inputs import unwrap
 from nodes.core.item import QueueItem
 from nodes.core.signature import compute_keys
 from nodes.core.state import ErrorInfo, NodeSpec, RunState, Step, admit, node_failed
-from worker import history, keys, prompt_queue, runstore
+from worker import history, keys, prompt_queue, runstore, watchdog
 from worker.execute import map_over_list
 from worker.farm import Farm
 
@@ -85,6 +85,7 @@ class Admitter:
             self.wake.clear()
             try:
                 admit_next(self.farm, self.items)
+                watchdog.maybe_sweep(self.farm.r, self.farm.settings)  # runs that cannot progress
             except Exception:  # Redis away for a moment: the next tick tries again
                 log.exception("admission failed")
 

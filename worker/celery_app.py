@@ -14,11 +14,16 @@ from nodes.settings import Settings
 from worker import keys
 
 
-def reliable_conf(time_limit: int) -> dict[str, Any]:
+def reliable_conf(time_limit: int, visibility: int = 0) -> dict[str, Any]:
     """Celery settings for long GPU nodes that must never be lost (DESIGN section 5): JSON only,
     late acks that re-queue when a worker dies, prefetch 1, no result backend, a visibility timeout
-    twice the hard time limit (else kombu re-delivers long nodes while they run)."""
-    visibility = 2 * time_limit
+    (``visibility``; 0: twice the hard time limit) that a live worker keeps pushing back for the
+    messages it holds (worker/rescue.py), so kombu never re-delivers a node while it runs.
+
+    kombu looks for expired messages every ``unacked_restore_interval`` x ``unacked_restore_throttle``
+    seconds (100 by default); here every quarter of the timeout, at most every 10 s."""
+    visibility = visibility or 2 * time_limit
+    restore_every = max(1, min(10, visibility // 4))
     return {
         "task_serializer": "json",
         "result_serializer": "json",
@@ -30,7 +35,8 @@ def reliable_conf(time_limit: int) -> dict[str, Any]:
         "task_ignore_result": True,
         "result_backend": None,
         "task_time_limit": time_limit,
-        "broker_transport_options": {"visibility_timeout": visibility, "queue_order_strategy": "priority"},
+        "broker_transport_options": {"visibility_timeout": visibility, "queue_order_strategy": "priority",
+                                     "unacked_restore_interval": restore_every, "unacked_restore_throttle": 1},
         "visibility_timeout": visibility,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "broker_connection_retry_on_startup": True,
@@ -46,7 +52,8 @@ def reliable_conf(time_limit: int) -> dict[str, Any]:
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("nodefarm", broker=settings.redis_url, set_as_current=False)
-    app.conf.update(reliable_conf(settings.node_time_limit), task_default_queue=keys.SHARED_QUEUE)
+    app.conf.update(reliable_conf(settings.node_time_limit, settings.visibility_timeout),
+                    task_default_queue=keys.SHARED_QUEUE)
 
     @app.task(name=keys.NODE_TASK, ignore_result=True, acks_late=True)
     def node_task(pid: str, nid: str, seq: int = 1) -> None:

@@ -197,6 +197,7 @@ end
 --    computed 0|1, nodes of the run not finished yet}
 local function nf_start(keys, args)
   local pid, nid, seq, payload, max_attempts = args[1], args[2], args[3], args[4], tonumber(args[5])
+  redis.call('HDEL', keys[K.worker_reserved], pid .. ' ' .. nid .. ' ' .. seq)  -- taken, no longer waiting (rescue.py)
   local client = live(keys)
   if not client or not is_current(keys, nid, seq) then return {0} end
   local attempts = redis.call('HINCRBY', keys[K.attempts], nid .. ':' .. seq, 1)

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from nodes.settings import Settings
-from worker import functions, keys
+from worker import functions, keys, rescue
 
 log = logging.getLogger("nodefarm.heartbeat")
 
@@ -104,7 +104,7 @@ def reap(r: redis.Redis, settings: Settings, results: redis.Redis | None = None)
             moved += 1
         if moved:
             log.warning("worker %s died with %d tasks in its queue; moved them to the shared queue", name, moved)
-        rescued += resend_running(r, name, "died")
+        rescued += resend_running(r, name, "died") + rescue.resend_reserved(r, name, "died")
     return rescued
 
 
@@ -127,7 +127,8 @@ def restarted(r: redis.Redis, settings: Settings) -> list[str]:
     """A worker starting under a name whose earlier process did not stop cleanly (SIGKILL, then a
     supervisor restarting it at once, before anyone saw the name go silent): that incarnation's
     in-flight nodes are re-sent, as for a worker that died. Called once, before consuming."""
-    return resend_running(r, settings.worker_name, "was restarted")
+    return resend_running(r, settings.worker_name, "was restarted") + rescue.resend_reserved(
+        r, settings.worker_name, "was restarted")
 
 
 def start(settings: Settings, stop: threading.Event) -> threading.Thread:

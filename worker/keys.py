@@ -95,6 +95,28 @@ def worker_running(name: str) -> str:
     return f"{PREFIX}worker:{name}:running"
 
 
+def worker_reserved(name: str) -> str:
+    """HASH "<pid> <node_id> <seq>" -> JSON [pid, node_id, seq, delivery tag] of node tasks this worker
+    has taken from the broker but not started (prefetched); ``nf_start`` removes a node's entry
+    (worker/rescue.py)."""
+    return f"{PREFIX}worker:{name}:reserved"
+
+
+def client_cursor(client_id: str) -> str:
+    """The id of the last ``nf:events`` entry delivered to a client (a reconnect resumes after it)."""
+    return f"{PREFIX}client:{client_id}:last"
+
+
+WATCHDOG_LOCK = PREFIX + "watchdog:lock"  # SET NX PX: one watchdog sweep at a time on the farm
+WATCHDOG_SUSPECTS = PREFIX + "watchdog:suspects"  # HASH "<pid> <node_id> <seq>" | "<pid>" -> first seen stuck (unix s)
+
+# kombu's Redis transport (its defaults, which nodefarm does not change): messages delivered and not
+# acked, as a HASH delivery tag -> JSON [message, exchange, routing key], and a ZSET delivery tag ->
+# delivery time, restored to their queue once older than the visibility timeout.
+KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED_INDEX = "unacked_index"
+
+
 def worker_queue(name: str) -> str:
     """The private Celery queue of one worker (results only it holds in memory)."""
     return WORKER_QUEUE_PREFIX + name
@@ -132,7 +154,7 @@ def result_ui(key: str) -> str:
 # KEYS of every run function: the run's state parts, then these, in this order.
 FUNCTION_EXTRA_KEYS = (
     "item", "run_events", "cancel", "events", "history", "history_entry", "queue", "running", "computed", "workers",
-    "worker_running",
+    "worker_running", "worker_reserved",
 )
 
 
@@ -149,5 +171,6 @@ def function_keys(pid: str, worker: str = "") -> list[str]:
         "computed": COMPUTED,
         "workers": WORKERS,
         "worker_running": worker_running(worker) if worker else run_part(pid, "noworker"),
+        "worker_reserved": worker_reserved(worker) if worker else run_part(pid, "noworker"),
     }
     return run_state_keys(pid) + [extra[name] for name in FUNCTION_EXTRA_KEYS]

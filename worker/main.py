@@ -13,12 +13,12 @@ import signal
 import threading
 
 import redis
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import task_received, worker_process_init, worker_process_shutdown
 
 from nodes.boot import boot
 from nodes.registry import NodeRegistry
 from nodes.settings import Settings
-from worker import cores, functions, heartbeat, hooks, keys
+from worker import cores, functions, heartbeat, hooks, keys, rescue
 from worker.celery_app import make_celery
 from worker.farm import Farm
 
@@ -86,6 +86,9 @@ def run_worker(settings: Settings, queues: list[str] | None, concurrency: int, p
     wanted = [private] + [q for q in (queues or [keys.SHARED_QUEUE]) if q != private]
     stop = threading.Event()
     heartbeat.start(settings, stop)
+    holdings = rescue.Holdings(settings, state)  # what this worker took from the broker (prefetched, running)
+    task_received.connect(holdings.received, weak=False)
+    rescue.start(settings, holdings, stop)
     argv = [
         "worker",
         "-P", pool,
