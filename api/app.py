@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask, Response
 from flask_socketio import SocketIO
 
-from api import auth, live, origin
+from api import auth, browser, connection, live, openapi, origin
 from api.live import Hub
 from api.routes import (
     editor,
@@ -22,6 +22,7 @@ from api.routes import (
     templates,
     userdata,
 )
+from api.validate import Invalid
 from worker.admission import Admitter
 from worker.farm import Farm
 
@@ -31,10 +32,13 @@ def create_app(farm: Farm, admitter: Admitter) -> tuple[Flask, SocketIO, Hub]:
     app.extensions["nodefarm"] = farm
     app.extensions["nodefarm.admitter"] = admitter
     app.config["MAX_CONTENT_LENGTH"] = farm.settings.max_upload_mb * 1024 * 1024 + 1024 * 1024
+    connection.install(app, farm.settings.body_timeout_s)
     origin.install(app, farm.settings.cors_origins)
+    browser.install(app, farm.settings.cors_origins)
     auth.install(app, farm.settings.auth_token_file, farm.settings.api_token)  # after the Origin guard
-    for routes in (prompt, history, files, info, userdata, jobs, models, templates, memory, internal):
+    for routes in (prompt, history, files, info, userdata, jobs, models, templates, memory, internal, openapi):
         app.register_blueprint(routes.bp)
+    app.register_error_handler(Invalid, lambda exc: exc.response())
     internal.install_logs()
     hub, socketio = live.install(app, farm.settings, farm.r)
     pack_routes.install(app, farm.r)  # after the farm's own routes: on the same rule the farm's wins

@@ -28,22 +28,52 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def body_json(default: Any = None) -> Any:
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e999 parses as infinity: not a number JSON can carry
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+MAX_DEPTH = 128  # nesting levels a request body may have (a ComfyUI workflow needs about 10)
+NOT_JSON = object()  # body_json's answer for a body that is not strict JSON, when asked to tell
+
+
+def depth_within(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests no deeper than ``limit`` containers (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return True
+
+
+def body_json(default: Any = None, invalid: Any = None) -> Any:
     """The request body as JSON whatever the Content-Type says (ComfyUI's ``await request.json()``).
 
-    Strict: NaN/Infinity, lone surrogates (text Redis cannot store) and nesting too deep to walk give
-    ``default``, like any body that is not JSON, so nothing the farm stores or serves is less than
-    strict JSON."""
+    Strict: NaN/Infinity (also numbers too large for a float), lone surrogates (text Redis cannot
+    store) and nesting deeper than ``MAX_DEPTH`` are not JSON here, so nothing the farm stores or
+    serves is less than strict JSON. No body gives ``default``; a body that is not JSON gives
+    ``invalid`` (``default`` when not given)."""
     raw = request.get_data(cache=True)
     if not raw:
         return default
+    bad = default if invalid is None else invalid
     try:
-        value = json.loads(raw, parse_constant=_no_constants)
+        value = json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
         if SURROGATE_ESCAPE.search(raw):  # only an escape can make one (raw UTF-8 ones fail to decode)
             json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return value
     except (ValueError, UnicodeError, RecursionError):
-        return default
+        return bad
+    return value if depth_within(value) else bad
 
 
 # types a browser would run or render as a page: a user's file of such a type is a download, never
@@ -69,8 +99,27 @@ def user_file(path: Any, *, also_active: frozenset[str] = frozenset()) -> Respon
     return response
 
 
+def strict(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by null (what a JSON parser elsewhere can read)."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value
+
+
+def strict_dumps(data: Any) -> str:
+    """JSON text that is strict JSON whatever ``data`` holds (a node's NaN output, say)."""
+    try:
+        return json.dumps(data, allow_nan=False)
+    except ValueError:
+        return json.dumps(strict(data), allow_nan=False)
+
+
 def json_response(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data), status=status, mimetype="application/json")
+    return Response(strict_dumps(data), status=status, mimetype="application/json")
 
 
 def empty(status: int = 200) -> Response:

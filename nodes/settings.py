@@ -47,6 +47,11 @@ class Settings:
     # Browser origins allowed besides the farm's own (--enable-cors-header [ORIGIN]; "*": any), comma-
     # separated. NODEFARM_CORS_ORIGINS, default none: a page of another origin gets 403.
     cors_origins: tuple[str, ...] = ()
+    # Seconds the API waits on each read of a request's headers (a half-sent request is dropped) and
+    # then of its body. NODEFARM_HEADER_TIMEOUT, default 10; NODEFARM_BODY_TIMEOUT, default 60.
+    # Websockets have no read limit.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
     # Named API tokens (--auth-token-file FILE; `nodefarm token add NAME`): one `name token` per line, re-read
     # when it changes; when set, every route, /ws and Socket.IO need a token (api/auth.py).
     # NODEFARM_AUTH_TOKEN_FILE, default none: no authentication.
@@ -141,6 +146,8 @@ class Settings:
             host=_env("NODEFARM_HOST", "127.0.0.1"),
             port=int(_env("NODEFARM_PORT", "8188")),
             cors_origins=tuple(o.strip() for o in _env("NODEFARM_CORS_ORIGINS", "").split(",") if o.strip()),
+            header_timeout_s=float(_env("NODEFARM_HEADER_TIMEOUT", "10")),
+            body_timeout_s=float(_env("NODEFARM_BODY_TIMEOUT", "60")),
             auth_token_file=Path(_env("NODEFARM_AUTH_TOKEN_FILE", "")).expanduser().resolve() if _env("NODEFARM_AUTH_TOKEN_FILE", "") else None,
             api_token=_env("NODEFARM_API_TOKEN", ""),
             api_url=_env("NODEFARM_API_URL", _api_url(_env("NODEFARM_HOST", "127.0.0.1"), _env("NODEFARM_PORT", "8188"))),

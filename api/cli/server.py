@@ -40,11 +40,14 @@ def build(settings: Settings) -> tuple[Farm, object, object, threading.Event]:
 
 
 def serve(settings: Settings) -> None:
+    from api import connection
+
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     _farm, app, socketio, stop = build(settings)
     log.info("nodefarm API on http://%s:%d/", settings.host, settings.port)
     try:
-        socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True, log_output=False)  # type: ignore[attr-defined]
+        socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True, log_output=False,  # type: ignore[attr-defined]
+                     request_handler=connection.request_handler(settings.header_timeout_s))
     finally:
         stop.set()

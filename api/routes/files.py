@@ -12,11 +12,14 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 from flask import Blueprint, Response, request
 
 from api.routing import farm, json_response, twin, user_file
+from api.schemas import MaskForm, UploadForm, ViewQuery
+from api.validate import takes
 from nodes.settings import Settings
 from worker import files, keys
 
@@ -42,18 +45,16 @@ def _split_annotation(filename: str, kind: str) -> tuple[str, str]:
 
 
 @twin(bp, "/view", methods=["GET"])
-def view() -> Response:
+@takes(query=ViewQuery, summary="A file of output/, input/ or temp/ (preview=webp;90 or channel=rgb|a convert images)")
+def view(query: ViewQuery) -> Response:
     f = farm()
-    filename = request.args.get("filename", "")
-    if not filename:
-        return Response("missing filename", status=400)
-    filename, kind = _split_annotation(filename, request.args.get("type", "output") or "output")
-    if filename.startswith("/") or ".." in filename or "\x00" in filename:
+    filename, kind = _split_annotation(query.filename, query.type or "output")
+    if filename.startswith("/") or ".." in filename:
         return Response("invalid filename", status=400)
     root = f.settings.directory(kind)
     if root is None:
         return Response("invalid type", status=400)
-    subfolder = request.args.get("subfolder", "")
+    subfolder = query.subfolder
     target = files.safe_join(root, subfolder, filename)
     if target is None:
         return Response("forbidden", status=403)
@@ -62,16 +63,22 @@ def view() -> Response:
         if landed is None:
             return Response("not found", status=404)
         target = landed
-    channel = request.args.get("channel", "")
-    if "preview" in request.args or channel in ("rgb", "a"):
+    channel = query.channel
+    if query.preview is not None or channel in ("rgb", "a"):
         try:
-            converted = _converted_image(target, request.args.get("preview"), channel)
+            converted = _converted_image(target, query.preview, channel)
         except TooManyPixels as exc:
             return Response(str(exc), status=413)
         if converted is not None:
             body, mime = converted
             return Response(body, mimetype=mime, headers={"Content-Disposition": f'filename="{target.name}"'})
     return user_file(target, also_active=INLINE_UNSAFE)
+
+
+def _bounded(img: Any) -> None:
+    """Refuse an image whose header claims more than PREVIEW_MAX_PIXELS before anything decodes it."""
+    if img.width * img.height > PREVIEW_MAX_PIXELS:  # decoding it would cost seconds of CPU
+        raise TooManyPixels(f"{img.width}x{img.height} is too large to convert (limit {PREVIEW_MAX_PIXELS} pixels)")
 
 
 def _converted_image(path: Path, preview: str | None, channel: str) -> tuple[bytes, str] | None:
@@ -83,8 +90,7 @@ def _converted_image(path: Path, preview: str | None, channel: str) -> tuple[byt
     buffer = io.BytesIO()
     try:
         with Image.open(path) as img:
-            if img.width * img.height > PREVIEW_MAX_PIXELS:  # decoding it would cost seconds of CPU
-                raise TooManyPixels(f"{img.width}x{img.height} is too large to convert (limit {PREVIEW_MAX_PIXELS} pixels)")
+            _bounded(img)
             if preview is not None:
                 info = preview.split(";")
                 fmt = info[0] if info[0] in ("webp", "jpeg") and "a" not in channel else "webp"
@@ -132,19 +138,21 @@ class Upload:
     same_as_existing: bool  # a file of that name with the same content exists: ComfyUI reuses it
 
 
-def read_upload() -> Upload | Response:
-    """Parse an /upload/* form: ``image`` file, ``type``, ``subfolder``, ``overwrite``."""
+def read_upload(form: UploadForm) -> Upload | Response:
+    """Take an /upload/* form: the ``image`` file, ``type``, ``subfolder``, ``overwrite``."""
     f = farm()
     image = request.files.get("image")
     if image is None or not image.filename:
         return Response("no image", status=400)
-    kind = request.form.get("type", "input") or "input"
+    kind = form.type or "input"
     root = f.settings.directory(kind)
     if root is None:
         return Response("invalid type", status=400)
-    subfolder = request.form.get("subfolder", "")
-    overwrite = request.form.get("overwrite", "").lower() in ("true", "1")
-    name = os.path.basename(image.filename)
+    subfolder = form.subfolder
+    overwrite = form.overwrite.lower() in ("true", "1")
+    name = os.path.basename(image.filename.replace("\\", "/"))
+    if not name or name in (".", "..") or "\x00" in name:
+        return Response("invalid file name", status=400)
     data = image.read()
     if len(data) > f.settings.max_upload_mb * 1024 * 1024:
         return Response("file too large", status=413)
@@ -179,26 +187,28 @@ def upload_answer(up: Upload) -> Response:
 
 
 @twin(bp, "/upload/image", methods=["POST"])
-def upload_image() -> Response:
-    up = read_upload()
+@takes(form=UploadForm, files=("image",), summary="Upload an image into input/ (or output/, temp/)")
+def upload_image(form: UploadForm) -> Response:
+    up = read_upload(form)
     return up if isinstance(up, Response) else store_upload(up, up.data)
 
 
 @twin(bp, "/upload/mask", methods=["POST"])
-def upload_mask() -> Response:
+@takes(form=MaskForm, files=("image",), summary="Upload a mask: its alpha onto original_ref, saved as a new input")
+def upload_mask(form: MaskForm) -> Response:
     """Copy the uploaded image's alpha channel onto ``original_ref`` (keeping its PNG text) and save it
     as a new upload, with ``/upload/image``'s naming rules."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
     f = farm()
-    up = read_upload()
+    up = read_upload(form)
     if isinstance(up, Response):
         return up
     try:
-        ref = json.loads(request.form.get("original_ref") or "")
+        ref = json.loads(form.original_ref)
         assert isinstance(ref, dict)
-    except (ValueError, AssertionError):
+    except (ValueError, AssertionError, RecursionError):
         return Response("invalid original_ref", status=400)
     ref_name = str(ref.get("filename", ""))
     m = ANNOTATION.match(ref_name)
@@ -219,13 +229,23 @@ def upload_mask() -> Response:
         return upload_answer(up)
     if not original.is_file():
         return upload_answer(up)  # ComfyUI writes nothing
-    with Image.open(original) as orig:
-        meta = PngInfo()
-        for k, v in (getattr(orig, "text", None) or {}).items():
-            meta.add_text(k, v)
-        merged = orig.convert("RGBA")
-    with Image.open(io.BytesIO(up.data)) as mask:
-        merged.putalpha(mask.convert("RGBA").getchannel("A"))
+    try:
+        with Image.open(original) as orig:
+            _bounded(orig)
+            meta = PngInfo()
+            for k, v in (getattr(orig, "text", None) or {}).items():
+                meta.add_text(k, v)
+            merged = orig.convert("RGBA")
+        with Image.open(io.BytesIO(up.data)) as mask:
+            _bounded(mask)
+            if mask.size != merged.size:
+                return Response(f"the mask is {mask.width}x{mask.height}, the image {merged.width}x{merged.height}",
+                                status=400)
+            merged.putalpha(mask.convert("RGBA").getchannel("A"))
+    except (TooManyPixels, Image.DecompressionBombError) as exc:
+        return Response(str(exc), status=413)
+    except (OSError, ValueError) as exc:  # not an image Pillow reads (UnidentifiedImageError is an OSError)
+        return Response(f"not an image: {exc}", status=400)
     buffer = io.BytesIO()
     merged.save(buffer, format="PNG", compress_level=4, pnginfo=meta)
     return store_upload(up, buffer.getvalue())

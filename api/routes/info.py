@@ -13,8 +13,10 @@ import torch
 from flask import Blueprint, Response, send_file
 
 from api.routing import farm, json_response, twin
+from api.schemas import FolderPath, ModelFilePath, NodeClassPath
+from api.validate import takes
 from nodes import face, schema
-from worker import keys
+from worker import blocklist, keys
 
 bp = Blueprint("info", __name__)
 
@@ -22,11 +24,13 @@ VERSION = "0.3.64"
 
 
 @twin(bp, "/object_info", methods=["GET"])
+@takes(summary="Every node class: inputs, outputs, category (ComfyUI's node definitions)")
 def object_info() -> Response:
     return json_response(schema.object_info(farm().registry))
 
 
 @twin(bp, "/object_info/<path:node_class>", methods=["GET"])
+@takes(path=NodeClassPath, summary="One node class ({} when unknown)")
 def object_info_one(node_class: str) -> Response:
     registry = farm().registry
     cls = registry.get(node_class)
@@ -39,16 +43,20 @@ def live_devices() -> list[dict]:
     f = farm()
     names = [n.decode() if isinstance(n, bytes) else n for n in f.r.zrange(keys.WORKERS, 0, -1)]
     devices: list[dict] = []
+    blocked = blocklist.entries(f.r) if names else {}  # worker/blocklist.py; api/routes/blocklist.py lifts
     for raw in f.r.mget([keys.worker_info(n) for n in names]) if names else []:
         if raw:
             info = json.loads(raw)
+            entry = blocked.get(info["name"])
             for d in info.get("devices", []):
                 devices.append({**d, "name": f"{d['name']} ({info['name']})", "models": info.get("models", []),
-                                "restarts": info.get("restarts", 0)})
+                                "restarts": info.get("restarts", 0), "worker": info["name"],
+                                "blocklisted": entry.to_json() if entry is not None else None})
     return devices
 
 
 @twin(bp, "/system_stats", methods=["GET"])
+@takes(summary="This host, and every live worker with its devices, VRAM and resident models")
 def system_stats() -> Response:
     from worker.heartbeat import memory
 
@@ -75,6 +83,7 @@ def system_stats() -> Response:
 
 
 @twin(bp, "/embeddings", methods=["GET"])
+@takes(summary="Embedding names")
 def embeddings() -> Response:
     folder_paths = face.live("folder_paths")  # the user's ComfyUI's with --comfyui: its model folders
 
@@ -82,6 +91,7 @@ def embeddings() -> Response:
 
 
 @twin(bp, "/models", methods=["GET"])
+@takes(summary="Model folder names")
 def models() -> Response:
     folder_paths = face.live("folder_paths")
 
@@ -89,6 +99,7 @@ def models() -> Response:
 
 
 @twin(bp, "/models/<folder>", methods=["GET"])
+@takes(path=FolderPath, summary="Model files of one folder")
 def models_in(folder: str) -> Response:
     folder_paths = face.live("folder_paths")
 
@@ -98,6 +109,7 @@ def models_in(folder: str) -> Response:
 
 
 @bp.route("/internal/models/<folder>/<path:filename>", methods=["GET"])
+@takes(path=ModelFilePath, summary="A model file of the API host, for worker hosts without it")
 def model_file(folder: str, filename: str) -> Response:
     """A model file of this host, for a worker host that lacks it (``worker.files.make_model_fetch``)."""
     folder_paths = face.live("folder_paths")
@@ -110,6 +122,7 @@ def model_file(folder: str, filename: str) -> Response:
 
 
 @twin(bp, "/extensions", methods=["GET"])
+@takes(summary="Editor extension scripts of the installed node packs")
 def extensions() -> Response:
     from api.routes.editor import frontend_root, web_dirs
 
@@ -125,11 +138,13 @@ def extensions() -> Response:
 
 
 @twin(bp, "/features", methods=["GET"])
+@takes(summary="Server features the editor checks")
 def features() -> Response:
     return json_response({"supports_preview_metadata": True, "max_upload_size": farm().settings.max_upload_mb * 1024 * 1024})
 
 
 @bp.route("/nodefarm/info")
+@takes(summary="This API host's folders")
 def nodefarm_info() -> Response:
     s = farm().settings
     return json_response({"output_dir": str(s.output_dir), "input_dir": str(s.input_dir), "temp_dir": str(s.temp_dir)})

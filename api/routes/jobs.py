@@ -8,10 +8,12 @@ import time
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from api.auth import SUBMITTER_KEY
-from api.routing import body_json, farm, json_response
+from api.routing import farm, json_response
+from api.schemas import CancelJobsBody, JobIdPath, JobsQuery
+from api.validate import takes
 from nodes.core.item import QueueItem
 from worker import cancel as cancelling
 from worker import history, keys, prompt_queue, runstore
@@ -206,35 +208,16 @@ def _error(message: str, status: int = 400, **extra: Any) -> Response:
 
 
 @bp.route("/api/jobs", methods=["GET"])
-def list_jobs() -> Response:
-    q = request.args
+@takes(query=JobsQuery, error_type="plain", summary="Jobs (queued, running, finished) with filters, sorting and paging")
+def list_jobs(query: JobsQuery) -> Response:
     statuses: list[str] | None = None
-    if q.get("status"):
-        statuses = [s.strip().lower() for s in q["status"].split(",") if s.strip()]
+    if query.status:
+        statuses = [s.strip().lower() for s in query.status.split(",") if s.strip()]
         bad = [s for s in statuses if s not in ALL_STATUSES]
         if bad:
             return _error(f"Invalid status value(s): {', '.join(bad)}. Valid values: {', '.join(ALL_STATUSES)}")
     wanted = set(statuses or ALL_STATUSES)
-    sort_by = q.get("sort_by", "created_at").lower()
-    sort_order = q.get("sort_order", "desc").lower()
-    if sort_by not in ("created_at", "execution_duration"):
-        return _error("sort_by must be 'created_at' or 'execution_duration'")
-    if sort_order not in ("asc", "desc"):
-        return _error("sort_order must be 'asc' or 'desc'")
-    limit: int | None = None
-    if "limit" in q:
-        try:
-            limit = int(q["limit"])
-        except ValueError:
-            return _error("limit must be an integer")
-        if limit <= 0:
-            return _error("limit must be a positive integer")
-    offset = 0
-    if "offset" in q:
-        try:
-            offset = max(0, int(q["offset"]))
-        except ValueError:
-            return _error("offset must be an integer")
+    sort_by, sort_order, limit, offset = query.sort_by, query.sort_order, query.limit, max(0, query.offset)
 
     f = farm()
     jobs: list[dict[str, Any]] = []
@@ -250,7 +233,7 @@ def list_jobs() -> Response:
             job = history_job(pid, entry, finished_at=finished.get(pid))
             if job["status"] in wanted:
                 jobs.append(job)
-    workflow_id = q.get("workflow_id")
+    workflow_id = query.workflow_id
     if workflow_id:
         jobs = [j for j in jobs if j.get("workflow_id") == workflow_id]
 
@@ -290,6 +273,7 @@ def find_job(pid: str) -> dict[str, Any] | None:
 
 
 @bp.route("/api/jobs/<job_id>", methods=["GET"])
+@takes(path=JobIdPath, error_type="plain", summary="One job, with its outputs and workflow")
 def get_job(job_id: str) -> Response:
     job = find_job(job_id)
     if job is None:
@@ -312,16 +296,15 @@ def cancel(pid: str) -> bool:
 
 
 @bp.route("/api/jobs/<job_id>/cancel", methods=["POST"])
+@takes(path=JobIdPath, error_type="plain", summary="Cancel a pending or running job")
 def cancel_job(job_id: str) -> Response:
     return json_response({"cancelled": cancel(job_id)})
 
 
 @bp.route("/api/jobs/cancel", methods=["POST"])
-def cancel_jobs() -> Response:
-    body = body_json(None)
-    ids = body.get("job_ids") if isinstance(body, dict) else None
-    if not isinstance(ids, list):
-        return _error("job_ids must be a list")
+@takes(body=CancelJobsBody, error_type="plain", summary="Cancel several jobs by id")
+def cancel_jobs(body: CancelJobsBody) -> Response:
+    ids = body.job_ids
     invalid = []
     for jid in ids:
         try:

@@ -6,7 +6,9 @@ import time
 
 from flask import Blueprint, Response
 
-from api.routing import body_json, empty, farm, twin
+from api.routing import empty, farm, twin
+from api.schemas import FreeBody
+from api.validate import takes
 from worker import keys
 
 bp = Blueprint("memory", __name__)
@@ -15,11 +17,9 @@ FREE_FLAGS = keys.FREE_FLAGS
 
 
 @twin(bp, "/free", methods=["POST"])
-def free() -> Response:
-    body = body_json({}) or {}
-    if not isinstance(body, dict):
-        body = {}
-    flags = {k: "1" for k in ("unload_models", "free_memory") if body.get(k)}
+@takes(body=FreeBody, summary="Ask every worker to unload models and/or free memory")
+def free(body: FreeBody) -> Response:
+    flags = {k: "1" for k in ("unload_models", "free_memory") if getattr(body, k)}
     if flags:
         r = farm().r
         pipe = r.pipeline(transaction=False)

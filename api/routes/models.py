@@ -9,16 +9,19 @@ import json
 import os
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from werkzeug.security import safe_join
 
 from api.routing import folder_paths as _folder_paths
 from api.routing import json_response, twin
+from api.schemas import FolderPath, ModelPreviewPath, ViewMetadataQuery
+from api.validate import takes
 
 bp = Blueprint("models", __name__)
 
 
 @twin(bp, "/experiment/models", methods=["GET"])
+@takes(summary="Model folders with their paths")
 def model_folders() -> Response:
     fp = _folder_paths()
     return json_response(
@@ -31,6 +34,7 @@ def model_folders() -> Response:
 
 
 @twin(bp, "/experiment/models/<folder>", methods=["GET"])
+@takes(path=FolderPath, summary="Model files of a folder with sizes and times")
 def models_in_folder(folder: str) -> Response:
     fp = _folder_paths()
     folder = fp.map_legacy(folder)
@@ -81,6 +85,7 @@ def safetensors_metadata(path: str, max_size: int) -> dict[str, Any] | None:
 
 
 @twin(bp, "/experiment/models/preview/<folder>/<int:path_index>/<path:filename>", methods=["GET"])
+@takes(path=ModelPreviewPath, summary="A model's preview image as WebP")
 def model_preview(folder: str, path_index: int, filename: str) -> Response:
     fp = _folder_paths()
     if folder not in fp.folder_names_and_paths:
@@ -120,8 +125,9 @@ def model_preview(folder: str, path_index: int, filename: str) -> Response:
 
 
 @twin(bp, "/view_metadata/<folder>", methods=["GET"])
-def view_metadata(folder: str) -> Response:
-    filename = request.args.get("filename")
+@takes(path=FolderPath, query=ViewMetadataQuery, summary="A safetensors file's metadata")
+def view_metadata(folder: str, query: ViewMetadataQuery) -> Response:
+    filename = query.filename
     if not filename or not filename.endswith(".safetensors"):
         return Response(status=404)
     path = _folder_paths().get_full_path(folder, filename)

@@ -7,7 +7,9 @@ import uuid
 from flask import Blueprint, Response
 
 from api import auth
-from api.routing import admitter, body_json, empty, farm, json_response, twin
+from api.routing import admitter, empty, farm, json_response, twin
+from api.schemas import InterruptBody, PromptBody
+from api.validate import check, json_body, takes
 from nodes.core.item import QueueItem
 from nodes.core.validation import validate_prompt
 from worker import keys, prompt_queue
@@ -23,52 +25,44 @@ def _graph_error(kind: str, message: str, details: str = "") -> Response:
 
 
 @twin(bp, "/prompt", methods=["GET"])
+@takes(summary="How many runs are queued or running")
 def get_prompt() -> Response:
     return json_response({"exec_info": {"queue_remaining": prompt_queue.queue_remaining(farm().r)}})
 
 
 @twin(bp, "/prompt", methods=["POST"])
+@takes(body=PromptBody, check_body=False, error_type="invalid_prompt",
+       summary="Queue a prompt (API-format workflow); 400 with node_errors when it does not validate")
 def post_prompt() -> Response:
     f = farm()
-    body = body_json(None)
-    if not isinstance(body, dict):
+    raw = json_body(None, "invalid_prompt")
+    if not isinstance(raw, dict):
         return _graph_error("invalid_prompt", "Invalid request body", "the body must be a JSON object")
     from nodes.compat.server import PromptServer
 
-    body = PromptServer.instance.trigger_on_prompt(body) or body
-    if "number" in body:
-        try:
-            number: float = float(body["number"])
-        except (TypeError, ValueError):
-            return _graph_error("invalid_prompt", "Invalid number", f"number: {body['number']!r}")
+    raw = PromptServer.instance.trigger_on_prompt(raw) or raw
+    if raw.get("prompt") is None:
+        return _graph_error("no_prompt", "No prompt provided", "No prompt provided")
+    body = check(PromptBody, raw, "body", "invalid_prompt")
+    if body.number is not None:
+        number: float = body.number
     else:
         number = prompt_queue.next_number(f.r)
-        if body.get("front"):
+        if body.front:
             number = -number
-    prompt = body.get("prompt")
-    if prompt is None:
-        return _graph_error("no_prompt", "No prompt provided", "No prompt provided")
-    if not isinstance(prompt, dict):
-        return _graph_error("invalid_prompt", "Invalid prompt", "the prompt must be a JSON object of nodes")
-    client_id = body.get("client_id")
-    if client_id is not None and not isinstance(client_id, str):
-        return _graph_error("invalid_prompt", "Invalid client_id", f"client_id must be a string, not {type(client_id).__name__}")
-    given = body.get("prompt_id")
-    if given is not None and (not isinstance(given, str) or not given or len(given) > 256):
-        return _graph_error("invalid_prompt", "Invalid prompt_id", "prompt_id must be a string of 1 to 256 characters")
+    prompt = raw["prompt"]
+    client_id = body.client_id
+    given = body.prompt_id
     pid = given or str(uuid.uuid4())
     if given and f.r.exists(keys.run_item(pid), keys.history_entry(pid)):
         return _graph_error("invalid_prompt", "prompt_id already used",
                             f"a run with prompt_id {pid!r} exists; submit a new run under a new id")
-    partial = body.get("partial_execution_targets")
-    result = validate_prompt(prompt, f.registry, partial)
+    result = validate_prompt(prompt, f.registry, body.partial_execution_targets)
     if not result.ok:
         return json_response({"error": result.error, "node_errors": result.node_errors}, 400)
-    extra_data = body.get("extra_data") or {}
-    if not isinstance(extra_data, dict):
-        extra_data = {}
-    if "client_id" in body:
-        extra_data["client_id"] = body["client_id"]
+    extra_data = dict(raw.get("extra_data") or {})
+    if "client_id" in raw:
+        extra_data["client_id"] = client_id
     auth.stamp_submitter(extra_data, client_id)
     item = QueueItem.submitted(number, pid, prompt, extra_data, result.outputs)
     item.deferred = sorted(result.deferred_validation)
@@ -78,8 +72,7 @@ def post_prompt() -> Response:
 
 
 @twin(bp, "/interrupt", methods=["POST"])
-def interrupt() -> Response:
-    body = body_json({}) or {}
-    pid = body.get("prompt_id") if isinstance(body, dict) else None
-    interrupt_runs(farm(), str(pid) if pid else None)
+@takes(body=InterruptBody, summary="Interrupt the given run, or every running run")
+def interrupt(body: InterruptBody) -> Response:
+    interrupt_runs(farm(), body.prompt_id or None)
     return empty()

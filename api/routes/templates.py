@@ -17,6 +17,8 @@ from flask import Blueprint, Response, abort, send_from_directory
 from werkzeug.security import safe_join
 
 from api.routing import folder_paths, json_response, twin
+from api.schemas import SubgraphPath, TemplateFilePath, TemplatePath
+from api.validate import takes
 
 log = logging.getLogger("nodefarm.api.templates")
 bp = Blueprint("templates", __name__)
@@ -35,6 +37,7 @@ def custom_node_dirs() -> list[Path]:
 
 
 @twin(bp, "/workflow_templates", methods=["GET"])
+@takes(summary="Example workflows shipped by node packs")
 def workflow_templates() -> Response:
     out: dict[str, list[str]] = {}
     for pack in custom_node_dirs():
@@ -45,6 +48,7 @@ def workflow_templates() -> Response:
 
 
 @bp.route("/api/workflow_templates/<pack>/<path:path>", methods=["GET"])
+@takes(path=TemplatePath, summary="One example workflow file of a node pack")
 def workflow_template_file(pack: str, path: str) -> Response:
     for pack_dir in custom_node_dirs():
         if pack_dir.name != pack:
@@ -96,17 +100,20 @@ def build_translations() -> dict[str, Any]:
 
 
 @twin(bp, "/i18n", methods=["GET"])
+@takes(summary="Translations shipped by node packs")
 def i18n() -> Response:
     return json_response(build_translations())
 
 
 @twin(bp, "/global_subgraphs", methods=["GET"])
+@takes(summary="Subgraph blueprints shipped by node packs")
 def global_subgraphs() -> Response:
     """Subgraph blueprints shipped by packs (``<pack>/subgraphs/*.json``), without their data."""
     return json_response({k: {n: v for n, v in e.items() if n != "path"} for k, e in _subgraphs().items()})
 
 
 @twin(bp, "/global_subgraphs/<subgraph_id>", methods=["GET"])
+@takes(path=SubgraphPath, summary="One subgraph blueprint with its data (null when unknown)")
 def global_subgraph(subgraph_id: str) -> Response:
     entry = _subgraphs().get(subgraph_id)
     if entry is None:
@@ -130,6 +137,7 @@ def _subgraphs() -> dict[str, dict[str, Any]]:
 
 
 @twin(bp, "/node_replacements", methods=["GET"])
+@takes(summary="Node replacements (none)")
 def node_replacements() -> Response:
     return json_response({})
 
@@ -151,6 +159,7 @@ def templates_root() -> Path | None:
 
 
 @bp.route("/templates/<path:path>", methods=["GET"])
+@takes(path=TemplateFilePath, summary="Files of the comfyui-workflow-templates package")
 def templates(path: str) -> Response:
     root = templates_root()
     if root is not None and safe_join(str(root), path) and (root / path).is_file():

@@ -20,7 +20,18 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Response, request
 
-from api.routing import body_json, farm, json_response, twin, user_file
+from api.routing import farm, json_response, twin, user_file
+from api.schemas import (
+    SettingIdPath,
+    SettingsBody,
+    UserBody,
+    UserdataListQuery,
+    UserdataV2Query,
+    UserdataWriteQuery,
+    UserFileMovePath,
+    UserFilePath,
+)
+from api.validate import json_body, takes
 
 bp = Blueprint("userdata", __name__)
 
@@ -103,6 +114,7 @@ def _text(status: int, text: str = "") -> Response:
 
 
 @twin(bp, "/users", methods=["GET"])
+@takes(summary="Users (with --multi-user) or whether user data exists")
 def get_users() -> Response:
     if multi_user():
         return json_response({"storage": "server", "users": load_users()})
@@ -114,11 +126,9 @@ def get_users() -> Response:
 
 
 @twin(bp, "/users", methods=["POST"])
-def post_users() -> Response:
-    body = body_json({}) or {}
-    username = str(body.get("username", "")).strip() if isinstance(body, dict) else ""
-    if not username:
-        return _text(400, "username not provided")
+@takes(body=UserBody, summary="Create a user (--multi-user)")
+def post_users(body: UserBody) -> Response:
+    username = body.username
     with _lock:
         users = load_users()
         if username in users.values():
@@ -161,6 +171,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 @twin(bp, "/settings", methods=["GET"])
+@takes(summary="The user's editor settings")
 def get_settings() -> Response:
     try:
         return json_response(read_settings())
@@ -169,6 +180,7 @@ def get_settings() -> Response:
 
 
 @twin(bp, "/settings/<path:setting_id>", methods=["GET"])
+@takes(path=SettingIdPath, summary="One editor setting (null when unset)")
 def get_setting(setting_id: str) -> Response:
     try:
         return json_response(read_settings().get(setting_id))
@@ -177,10 +189,9 @@ def get_setting(setting_id: str) -> Response:
 
 
 @twin(bp, "/settings", methods=["POST"])
-def post_settings() -> Response:
-    new = body_json(None)
-    if not isinstance(new, dict):
-        return _text(400, "the body must be a JSON object")
+@takes(body=SettingsBody, summary="Merge editor settings")
+def post_settings(body: SettingsBody) -> Response:
+    new = body.model_extra or {}
     try:
         with _lock:
             write_settings({**read_settings(), **new})
@@ -190,12 +201,9 @@ def post_settings() -> Response:
 
 
 @twin(bp, "/settings/<path:setting_id>", methods=["POST"])
+@takes(path=SettingIdPath, raw_body="application/json", summary="Set one editor setting to the JSON body")
 def post_setting(setting_id: str) -> Response:
-    raw = request.get_data(cache=True)
-    try:
-        value = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError):
-        return _text(400, "the body must be JSON")
+    value = json_body(None)
     try:
         with _lock:
             settings = read_settings()
@@ -209,13 +217,10 @@ def post_setting(setting_id: str) -> Response:
 # ---- /userdata -----------------------------------------------------------------------------------
 
 
-def _flag(name: str, default: str = "") -> bool:
-    return request.args.get(name, default).lower() == "true"
-
-
 @twin(bp, "/userdata", methods=["GET"])
-def list_userdata() -> Response:
-    directory = request.args.get("dir", "")
+@takes(query=UserdataListQuery, summary="Files of a user data folder")
+def list_userdata(query: UserdataListQuery) -> Response:
+    directory = query.dir
     if not directory:
         return _text(400, "Directory not provided")
     try:
@@ -226,7 +231,7 @@ def list_userdata() -> Response:
         return _text(403, "Invalid directory")
     if not path.exists():
         return _text(404, "Directory not found")
-    recurse, full_info, split = _flag("recurse"), _flag("full_info"), _flag("split")
+    recurse, full_info, split = query.recurse, query.full_info, query.split
     candidates = path.rglob("*") if recurse else path.glob("*")
     results: list[Any] = []
     for full in sorted(candidates):
@@ -242,8 +247,9 @@ def list_userdata() -> Response:
 
 
 @twin(bp, "/v2/userdata", methods=["GET"])
-def list_userdata_v2() -> Response:
-    rel = unquote(request.args.get("path", ""))
+@takes(query=UserdataV2Query, summary="Files and folders under a user data path")
+def list_userdata_v2(query: UserdataV2Query) -> Response:
+    rel = unquote(query.path)
     try:
         target = user_path(rel)
         root = user_path(None, create_dir=False)
@@ -286,15 +292,16 @@ def _data_path(file: str, check_exists: bool) -> Path | Response:
     return path
 
 
-def _written(path: Path) -> Response:
+def _written(path: Path, full_info: bool) -> Response:
     root = user_path(None, create_dir=False)
     assert root is not None
-    if _flag("full_info", "false"):
+    if full_info:
         return json_response(file_info(path, root))
     return json_response(path.relative_to(root).as_posix())
 
 
 @twin(bp, "/userdata/<path:file>", methods=["GET"])
+@takes(path=UserFilePath, summary="A user data file (active content as an attachment)")
 def get_userdata(file: str) -> Response:
     path = _data_path(file, check_exists=False)
     if isinstance(path, Response):
@@ -307,21 +314,22 @@ def get_userdata(file: str) -> Response:
 
 
 @twin(bp, "/userdata/<path:file>", methods=["POST"])
-def post_userdata(file: str) -> Response:
+@takes(path=UserFilePath, query=UserdataWriteQuery, raw_body="application/octet-stream", summary="Write a user data file from the raw body")
+def post_userdata(file: str, query: UserdataWriteQuery) -> Response:
     path = _data_path(file, check_exists=False)
     if isinstance(path, Response):
         return path
-    overwrite = request.args.get("overwrite", "true") != "false"
-    if not overwrite and path.exists():
+    if query.overwrite == "false" and path.exists():
         return _text(409, "File already exists")
     try:
         path.write_bytes(request.get_data(cache=True))
     except OSError:
         return Response(status=400, response="Invalid filename. Please avoid special characters like :\\/*?\"<>|")
-    return _written(path)
+    return _written(path, query.full_info)
 
 
 @twin(bp, "/userdata/<path:file>", methods=["DELETE"])
+@takes(path=UserFilePath, summary="Delete a user data file")
 def delete_userdata(file: str) -> Response:
     path = _data_path(file, check_exists=True)
     if isinstance(path, Response):
@@ -333,15 +341,15 @@ def delete_userdata(file: str) -> Response:
 
 
 @twin(bp, "/userdata/<path:file>/move/<path:dest>", methods=["POST"])
-def move_userdata(file: str, dest: str) -> Response:
+@takes(path=UserFileMovePath, query=UserdataWriteQuery, summary="Move a user data file")
+def move_userdata(file: str, dest: str, query: UserdataWriteQuery) -> Response:
     source = _data_path(file, check_exists=True)
     if isinstance(source, Response):
         return source
     target = _data_path(dest, check_exists=False)
     if isinstance(target, Response):
         return target
-    overwrite = request.args.get("overwrite", "true") != "false"
-    if not overwrite and target.exists():
+    if query.overwrite == "false" and target.exists():
         return _text(409, "File already exists")
     shutil.move(str(source), str(target))
-    return _written(target)
+    return _written(target, query.full_info)
