@@ -9,6 +9,7 @@ from flask_socketio import SocketIO
 from api import auth, browser, connection, live, openapi, origin
 from api.live import Hub
 from api.routes import (
+    blocklist,
     editor,
     files,
     history,
@@ -36,7 +37,8 @@ def create_app(farm: Farm, admitter: Admitter) -> tuple[Flask, SocketIO, Hub]:
     origin.install(app, farm.settings.cors_origins)
     browser.install(app, farm.settings.cors_origins)
     auth.install(app, farm.settings.auth_token_file, farm.settings.api_token)  # after the Origin guard
-    for routes in (prompt, history, files, info, userdata, jobs, models, templates, memory, internal, openapi):
+    for routes in (prompt, history, files, info, userdata, jobs, models, templates, memory, internal, openapi,
+                   blocklist):
         app.register_blueprint(routes.bp)
     app.register_error_handler(Invalid, lambda exc: exc.response())
     internal.install_logs()

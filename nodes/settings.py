@@ -94,6 +94,13 @@ class Settings:
     max_active_runs: int = 4
     # Deliveries of one node before the run fails (a node that kills its worker). NODEFARM_MAX_NODE_ATTEMPTS, default 2.
     max_node_attempts: int = 2
+    # Failures counted against one worker within blocklist_s that blocklist it for blocklist_s: a node
+    # that failed there and succeeded on another worker, or the worker dying (worker/blocklist.py).
+    # NODEFARM_BLOCKLIST_FAILURES, default 3 (Flamenco's); 0 turns the blocklist off.
+    blocklist_failures: int = 3
+    # The window those failures are counted in, and how long a blocklisted worker stays out unless an
+    # operator lifts it (DELETE /nodefarm/blocklist/<worker>). NODEFARM_BLOCKLIST_S, default 600.
+    blocklist_s: float = 600.0
     # Hard time limit of one node in seconds; the broker visibility timeout is twice this.
     # NODEFARM_NODE_TIME_LIMIT, default 3600.
     node_time_limit: int = 3600
@@ -167,6 +174,8 @@ class Settings:
             worker_name=_env("NODEFARM_WORKER_NAME", f"w{os.getpid()}@{socket.gethostname()}"),
             max_active_runs=max(1, int(_env("NODEFARM_MAX_ACTIVE_RUNS", "4"))),
             max_node_attempts=max(1, int(_env("NODEFARM_MAX_NODE_ATTEMPTS", "2"))),
+            blocklist_failures=max(0, int(_env("NODEFARM_BLOCKLIST_FAILURES", "3"))),
+            blocklist_s=max(1.0, float(_env("NODEFARM_BLOCKLIST_S", "600"))),
             node_time_limit=int(_env("NODEFARM_NODE_TIME_LIMIT", "3600")),
             visibility_timeout=max(0, int(_env("NODEFARM_VISIBILITY_TIMEOUT", "0"))),
             watchdog_grace_s=float(_env("NODEFARM_WATCHDOG_GRACE", "30")),

@@ -15,6 +15,7 @@ import redis
 from nodes.registry import NodeRegistry
 from nodes.settings import Settings
 from worker import keys, results
+from worker.blocklist import Gate
 from worker.cache import CachePolicy
 from worker.results import ResultStore
 
@@ -28,6 +29,8 @@ class Farm:
     cache: CachePolicy
     # one node instance per (node id, class) in this process, reused across runs (spec 5.8)
     objects: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # this process's cached view of the blocklist (worker/blocklist.py): no round trip per node
+    gate: Gate = field(default_factory=Gate)
 
     def alive(self, name: str) -> bool:
         """Whether a worker's heartbeat is recent (3 periods)."""

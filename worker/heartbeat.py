@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from nodes.settings import Settings
-from worker import functions, keys, rescue
+from worker import blocklist, functions, keys, rescue
 
 log = logging.getLogger("nodefarm.heartbeat")
 
@@ -96,6 +96,7 @@ def reap(r: redis.Redis, settings: Settings, results: redis.Redis | None = None)
         name = raw.decode() if isinstance(raw, bytes) else raw
         if name == settings.worker_name or not r.zrem(keys.WORKERS, name):
             continue  # ourselves, or another worker claimed it first
+        blocklist.charge(r, settings, name, "died (silent for 3 heartbeats)")
         if results is not None:
             results.delete(keys.worker_models(name))
         # tasks waiting in its private queue go to the others (an input only it held is recomputed)
@@ -127,8 +128,10 @@ def restarted(r: redis.Redis, settings: Settings) -> list[str]:
     """A worker starting under a name whose earlier process did not stop cleanly (SIGKILL, then a
     supervisor restarting it at once, before anyone saw the name go silent): that incarnation's
     in-flight nodes are re-sent, as for a worker that died. Called once, before consuming."""
-    return resend_running(r, settings.worker_name, "was restarted") + rescue.resend_reserved(
-        r, settings.worker_name, "was restarted")
+    running = resend_running(r, settings.worker_name, "was restarted")
+    if running:  # its earlier process died mid-node: a death (worker/blocklist.py)
+        blocklist.charge(r, settings, settings.worker_name, f"restarted with {len(running)} node(s) running")
+    return running + rescue.resend_reserved(r, settings.worker_name, "was restarted")
 
 
 def start(settings: Settings, stop: threading.Event) -> threading.Thread:

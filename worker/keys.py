@@ -24,6 +24,9 @@ INTERRUPT_ALL = PREFIX + "interrupt:all"  # generation counter of global interru
 FREE_FLAGS = PREFIX + "free"  # HASH of the last POST /free flags, for workers to act on
 MESSAGE_SEQ = PREFIX + "msgseq"  # INCR: makes the delivery tags of node task messages unique
 COMPUTED = PREFIX + "computed"  # ZSET cache key -> when a node last computed it (ms), the last hour
+BLOCKLIST = PREFIX + "blocklist"  # HASH worker name -> JSON {since, until, reason, failures} (worker/blocklist.py)
+FAILED = PREFIX + "failed"  # HASH cache key -> JSON {class, error, workers: {name: unix s}}: recent node failures
+FAILED_AT = PREFIX + "failed:at"  # ZSET cache key -> when it last failed (unix s), to prune FAILED
 
 
 # A run's state: hashes keyed by node id (worker/runstore.py; nodes/core/state.py names the fields).
@@ -115,6 +118,11 @@ WATCHDOG_SUSPECTS = PREFIX + "watchdog:suspects"  # HASH "<pid> <node_id> <seq>"
 # delivery time, restored to their queue once older than the visibility timeout.
 KOMBU_UNACKED = "unacked"
 KOMBU_UNACKED_INDEX = "unacked_index"
+
+
+def worker_failures(name: str) -> str:
+    """ZSET "<unix s> <reason>" -> unix s: failures counted against this worker (worker/blocklist.py)."""
+    return f"{PREFIX}worker:{name}:failures"
 
 
 def worker_queue(name: str) -> str:

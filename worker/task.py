@@ -40,7 +40,7 @@ from nodes.core.state import (
     display_id,
     execution_error,
 )
-from worker import context, events, expansion, files, functions, keys, lazy, prompt_queue, runstore
+from worker import blocklist, context, events, expansion, files, functions, keys, lazy, prompt_queue, runstore
 from worker.advance import advance
 from worker.context import NodeContext
 from worker.errors import ResultLost
@@ -51,6 +51,8 @@ log = logging.getLogger("nodefarm.task")
 
 def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
     worker = farm.settings.worker_name
+    if blocklist.bounce(farm, pid, nid, seq) is not None:
+        return  # this worker is blocklisted: a healthy one runs the node
     started = functions.start(farm.r, pid, nid, seq, worker, farm.settings.max_node_attempts)
     if started is None:
         return  # a duplicate delivery, or a node of a run that already ended
@@ -68,8 +70,7 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
             with context.executing(ctx):
                 outcome = _outcome(farm, ctx, started)
         if isinstance(outcome, RetryElsewhere):
-            log.warning("node %s of %s ran out of memory on %s; freed it, trying once more on %s",
-                        nid, pid, worker, outcome.worker)
+            log.warning("node %s of %s %s on %s; trying once more on %s", nid, pid, outcome.why, worker, outcome.worker)
             pipe = farm.r.pipeline()
             functions.publish_in(pipe, pid, [(nid, seq, outcome.worker)])
             pipe.execute()
@@ -78,6 +79,8 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
             # the run ends with this node: its results are all in the store before anyone can see
             # it finished (an identical prompt submitted right after is cached through and through)
             farm.store.flush()
+        if isinstance(outcome, Done) and outcome.ran:  # a worker that failed this key before is charged
+            blocklist.succeeded(farm, ctx.spec.key, started.attempts)
         advance(farm, pid, nid, seq, outcome)
     finally:
         if not isinstance(outcome, Done):  # nf_done unregisters a finished node itself
@@ -86,9 +89,11 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
 
 @dataclass(frozen=True)
 class RetryElsewhere:
-    """The node ran out of memory here: run it once more, on ``worker``."""
+    """The node ran out of memory here, or failed in a way that looks like this worker's fault
+    (:func:`worker.blocklist.worker_fault`): run it once more, on ``worker``."""
 
     worker: str
+    why: str = "ran out of memory (freed it)"
 
 
 def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started) -> Outcome | RetryElsewhere:
@@ -141,6 +146,8 @@ def _outcome(farm: Farm, ctx: NodeContext, started: functions.Started) -> Outcom
             if other is not None:
                 return RetryElsewhere(other)
         log.exception("node %s (%s) of %s failed", nid, spec.class_type, ctx.pid)
+        if (other := blocklist.failed(farm, spec.key, spec.class_type, exc, started.attempts)) is not None:
+            return RetryElsewhere(other, f"failed ({blocklist.describe(exc)})")
         return Failed(error_info(exc, data))
 
 
@@ -252,7 +259,11 @@ def free_memory() -> None:
 
 
 def another_worker(farm: Farm) -> str | None:
-    """A live worker other than this one (the most recent heartbeat first)."""
+    """A live worker other than this one: the least busy that is not blocklisted, else the most recent
+    heartbeat first."""
+    healthy = blocklist.healthy_others(farm.r, farm.settings)
+    if healthy:
+        return healthy[0]
     for raw in farm.r.zrevrange(keys.WORKERS, 0, -1):
         name = raw.decode() if isinstance(raw, bytes) else str(raw)
         if name != farm.settings.worker_name and farm.alive(name):

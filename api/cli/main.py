@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from api import auth
+from api.cli import blocklist as blocklist_cli
 from api.cli import submit, supervisor
 from api.cli import token as token_cli
 from nodes.settings import Settings
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub_submit = sub.add_parser("submit", help="submit an API-format workflow and optionally wait for it")
     submit.add_arguments(sub_submit)
     sub_submit.set_defaults(handler=cmd_submit)
+
+    blocked = sub.add_parser("blocklist", help="list the bad-worker blocklist of a running farm, or lift a worker off it")
+    blocklist_cli.add_arguments(blocked)
+    blocked.set_defaults(handler=lambda ns: blocklist_cli.run(ns))
     return parser
 
 

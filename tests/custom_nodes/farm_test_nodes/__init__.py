@@ -123,7 +123,31 @@ class TestOutOfMemory:
         return (value,)
 
 
+class TestBadWorker:
+    """Fails only on the worker named ``bad_worker`` (a mark per try): ``kind`` "cuda" raises what a
+    broken GPU raises, "value" an error that looks like the prompt's."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"default": 1.0}), "bad_worker": ("STRING", {"default": "w0@test"}),
+                             "tag": ("STRING", {"default": "bad"}), "kind": (["cuda", "value"],)}}
+
+    RETURN_TYPES = ("FLOAT",)
+    FUNCTION = "run"
+    CATEGORY = "testing"
+
+    def run(self, value, bad_worker, tag, kind):
+        here = str(os.environ.get("NODEFARM_WORKER_NAME"))
+        _mark(tag, here)
+        if here == bad_worker:
+            if kind == "cuda":
+                raise RuntimeError("CUDA error: an illegal memory access was encountered (test)")
+            raise ValueError(f"broken on {here} only (test)")
+        return (value,)
+
+
 NODE_CLASS_MAPPINGS = {
+    "TestBadWorker": TestBadWorker,
     "TestOutOfMemory": TestOutOfMemory,
     "TestPreview": TestPreview,
     "TestSlowValue": TestSlowValue,
