@@ -55,8 +55,9 @@ PAGE_PATHS = frozenset({"/", "/index.html", "/nodefarm", "/nodefarm/"})
 LOGIN_PAGE = Path(__file__).resolve().parents[1] / "frontend" / "login.html"
 EXTENSION = "nodefarm.auth"
 SUBMITTER_KEY = "nodefarm_submitter"  # in a run's extra_data: who submitted it (/queue; /api/jobs "submitter")
-LOGIN_CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
-             "base-uri 'none'")
+# the login page: its inline style, an empty icon (no /favicon.ico request, which would need a token)
+LOGIN_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
+             "frame-ancestors 'none'; base-uri 'none'")
 
 
 def new_token() -> str:
