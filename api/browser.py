@@ -20,6 +20,7 @@ from flask import Flask, Response, request
 
 INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script>", re.S | re.I)
 OUR_PAGES = ("/nodefarm/",)
+EDITOR_SERVICES = ("https://api.comfy.org", "https://*.comfy.org")
 
 
 def script_hashes(html: bytes) -> list[str]:
@@ -41,7 +42,8 @@ def strict_policy(hashes: list[str], frame_ancestors: str) -> str:
         "img-src 'self' data: blob:",
         "media-src 'self' data: blob:",
         "font-src 'self' data:",
-        "connect-src 'self' data: blob:",
+        # the editor asks Comfy's own services for release notes, the node registry and templates
+        "connect-src 'self' data: blob: " + " ".join(EDITOR_SERVICES),
         "worker-src 'self' blob:",
         "frame-src 'self'",
         "object-src 'none'",

@@ -127,6 +127,15 @@ def user_css() -> Response:
     return Response("", mimetype="text/css", headers={"Cache-Control": "no-cache"})
 
 
+@bp.route("/favicon.ico", methods=["GET"])
+def favicon() -> Response:
+    """The editor's icon, also for pages that name none (the dashboard); browsers ask for it anyway."""
+    root = frontend_root()
+    if root is not None and (root / "assets" / "favicon.ico").is_file():
+        return send_from_directory(root / "assets", "favicon.ico", max_age=86400)
+    return Response(status=204)
+
+
 @bp.route("/<path:path>", methods=["GET", "HEAD"])
 def static_file(path: str) -> Response:
     """Any other file of the frontend package (registered last: every API route wins)."""

@@ -58,6 +58,9 @@ class Editor:
         self.ws_sent: list[str] = []
         self.ws_received: list[str] = []
         self.prompt_bodies: list[dict] = []
+        # what the farm's Content-Security-Policy (api/browser.py) blocked on the page
+        self.page.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation', "
+                                  "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI))")
         self.page.on("console", lambda m: self.console.append((m.type, m.text, (m.location or {}).get("url", ""))))
         self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
         self.page.on("response", self._on_response)
@@ -107,6 +110,7 @@ class Editor:
         """Page errors, failed responses from the farm and console errors, except ComfyUI's expected
         404s and resources outside the farm (the editor's calls to comfy.org fail offline)."""
         problems = [f"page error: {e}" for e in self.page_errors]
+        problems += [f"blocked by the page's policy: {v}" for v in self.js("() => window.__csp || []")]
         expected = [f for f in self.failed if allowed_failure(*f)]
         problems += [f"{m} {u} -> {s}" for m, u, s in self.failed if not allowed_failure(m, u, s)]
         for kind, text, url in self.console:
@@ -323,3 +327,19 @@ def test_progress_travels_as_deltas_and_the_editor_gets_comfyuis_frames(booted: 
     assert seen[-1] == replayed[-1]  # the last frame the editor applied is ComfyUI's last frame
     booted.screenshot("08_progress_deltas")
     assert booted.backend_problems() == []
+
+
+def test_the_editor_and_the_dashboard_work_under_the_farms_policy(booted: Editor) -> None:
+    """Both pages come with a strict Content-Security-Policy (inline scripts by hash, frame-ancestors)
+    and nothing on them is blocked by it: the editor ran workflows above, the dashboard lists workers."""
+    policy = booted.page.request.get(booted.origin + "/").headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in policy and "'sha256-" in policy
+    assert booted.js("() => window.__csp") == []
+    dashboard = Editor(booted.page.context.browser, booted.farm, "dashboard")
+    try:
+        dashboard.page.goto(booted.origin + "/nodefarm/")
+        dashboard.page.wait_for_function("() => document.body.innerText.includes('@test')", timeout=20_000)
+        assert "'sha256-" in dashboard.page.request.get(booted.origin + "/nodefarm/").headers["content-security-policy"]
+        assert dashboard.backend_problems() == []
+    finally:
+        dashboard.close()
