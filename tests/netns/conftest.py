@@ -17,8 +17,10 @@ from tests.netns.hosts import NetnsFarm, unavailable
 def netns_unavailable(request: pytest.FixtureRequest) -> str | None:
     reason = unavailable()
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reason and reporter is not None:
-        reporter.write_line(reason)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reason and reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # past the output capture, once per session
+            reporter.write_line(f"\n{reason}")
     return reason
 
 
