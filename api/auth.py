@@ -299,7 +299,7 @@ def install(app: Flask, token_file: Path | None, internal: str = "") -> TokenFil
         if name is not None:
             g.nodefarm_submitter = name
             if source == "query" and is_page():  # the token in the URL once: keep it in a cookie instead
-                return _set_cookie(redirect(_without_token(), 303), request.args[QUERY])  # type: ignore[arg-type]
+                return _set_cookie(redirect(safe_next(_without_token()), 303), request.args[QUERY])  # type: ignore[arg-type]
             return None
         if is_page():
             return redirect(f"{LOGIN_PATH}?{urlencode({'next': _without_token()})}", 303)  # type: ignore[return-value]

@@ -221,6 +221,9 @@ def test_a_token_in_a_page_url_becomes_the_cookie_and_leaves_the_url(token_farm:
     bad = requests.get(token_farm.url + "/nodefarm/?token=wrong-wrong-wrong-wrong", headers=HTML, allow_redirects=False, timeout=10)
     assert bad.status_code in (302, 303) and bad.headers["Location"].startswith("/nodefarm/login?next=")
     assert "wrong-wrong" not in bad.headers["Location"]
+    elsewhere = requests.get(token_farm.url + f"//evil.example/?token={BOB}", headers=HTML, allow_redirects=False, timeout=10)
+    location = elsewhere.headers["Location"]
+    assert elsewhere.status_code == 303 and location.startswith("/") and not location.startswith("//")  # never off-site
 
 
 def test_without_tokens_the_submitter_is_the_client_id(farm: Farm) -> None:

@@ -219,6 +219,10 @@ def test_the_guard_answers_401_to_api_calls_and_sends_browsers_to_the_login_page
     assert page.status_code == 303 and page.headers["Location"] == "/nodefarm/login?next=%2F%3Fx%3D1"
     html = client.get("/api/queue", headers={"Accept": "text/html"})
     assert html.status_code == 303
+    for path in ("//evil.example/?token=" + A, "/\\evil.example/?token=" + A):  # the token in a page URL
+        res = client.get(path, headers={"Accept": "text/html"})
+        assert res.status_code == 303 and res.headers["Location"] in ("/", "/%5Cevil.example/"), path
+        assert f"nodefarm_token={A};" in res.headers["Set-Cookie"]
     login = client.get("/nodefarm/login?next=/%22%3E%3Cscript%3E")
     assert login.status_code == 200 and "<script>" not in login.get_data(as_text=True)
 
