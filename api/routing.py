@@ -40,20 +40,16 @@ NOT_JSON = object()  # body_json's answer for a body that is not strict JSON, wh
 
 
 def depth_within(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether ``value`` nests no deeper than ``limit`` containers (iterative: no recursion limit)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return False
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return True
+    """Whether ``value`` nests no deeper than ``limit`` containers (level by level: no recursion)."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(limit):
+        if not level:
+            return True
+        below: list[Any] = []
+        for item in level:
+            below.extend(v for v in (item.values() if isinstance(item, dict) else item) if isinstance(v, (dict, list)))
+        level = below
+    return not level
 
 
 def body_json(default: Any = None, invalid: Any = None) -> Any:

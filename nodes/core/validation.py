@@ -253,6 +253,9 @@ def _linked_type(src_id: str, src_class: str, idx: Any, outputs: tuple[Any, ...]
         ) from None
 
 
+LOGGED_FAILURES = 20  # failed outputs logged one by one; the rest are counted in one line
+
+
 class _Validator:
     """State of one validate_prompt call: the memo, the walk, deferred rejections."""
 
@@ -267,6 +270,21 @@ class _Validator:
         self._plans: dict[type, tuple[dict[str, Any], CustomValidator | None, list[tuple[str, Any, str, dict, list]]]] = {}
         self._outputs: dict[type, tuple[Any, ...]] = {}
         self._matches: dict[tuple[str, str], bool] = {}
+        self._tracebacks: dict[tuple[tuple[Any, int, int], ...], list[str]] = {}
+
+    def format_tb(self, tb: Any) -> list[str]:
+        """``traceback.format_tb(tb)``, formatted once per code path: thousands of nodes failing the
+        same way (a prompt of many broken outputs) share one formatting (it reads and parses source)."""
+        key_parts: list[tuple[Any, int, int]] = []
+        walk = tb
+        while walk is not None:
+            key_parts.append((walk.tb_frame.f_code, walk.tb_lineno, walk.tb_lasti))
+            walk = walk.tb_next
+        key = tuple(key_parts)
+        lines = self._tracebacks.get(key)
+        if lines is None:
+            lines = self._tracebacks[key] = traceback.format_tb(tb)
+        return list(lines)
 
     # ---- the walk: generators instead of recursion, so depth is unbounded -----------------------
 
@@ -439,7 +457,7 @@ class _Validator:
                                     "input_config": input_config,
                                     "exception_message": str(exc),
                                     "exception_type": _full_type_name(exc),
-                                    "traceback": traceback.format_tb(exc.__traceback__),
+                                    "traceback": self.format_tb(exc.__traceback__),
                                     "linked_node": value,
                                 },
                             }
@@ -629,7 +647,7 @@ def _validate_prompt(
                         "details": str(exc),
                         "extra_info": {
                             "exception_type": _full_type_name(exc),
-                            "traceback": traceback.format_tb(exc.__traceback__),
+                            "traceback": validator.format_tb(exc.__traceback__),
                         },
                     }
                 ]
@@ -637,8 +655,10 @@ def _validate_prompt(
             if ok:
                 good.append(output)
                 continue
-            log.warning("Failed to validate prompt for output %s", output)
             failed.append((output, reasons))
+            logged = len(failed) <= LOGGED_FAILURES  # a prompt of 20,000 broken outputs: not 40,000 log lines
+            if logged:
+                log.warning("Failed to validate prompt for output %s", output)
             # this output's own subtree only (not every node validated so far: that made a prompt
             # of many failing outputs quadratic), in the order nodes were validated (ComfyUI's order)
             new = len(validator.validated) - len(positions)
@@ -657,7 +677,7 @@ def _validate_prompt(
                         "dependent_outputs": [],
                         "class_type": prompt[node_id]["class_type"],
                     }
-                    for reason in node_reasons:
+                    for reason in node_reasons if logged else ():
                         log.warning(
                             "* %s %s: %s: %s",
                             prompt[node_id]["class_type"],
@@ -668,6 +688,8 @@ def _validate_prompt(
                 entry["dependent_outputs"].append(output)
     finally:
         validator.awaits.close()
+    if len(failed) > LOGGED_FAILURES:
+        log.warning("... and %d more outputs failed validation", len(failed) - LOGGED_FAILURES)
 
     if not good:
         details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failed for e in reasons)

@@ -804,3 +804,27 @@ def test_async_validator_works_when_called_inside_a_running_loop() -> None:
 
     result = asyncio.run(main())
     assert only_error(result, "c")["details"] == "count - no"
+
+
+def test_many_outputs_failing_the_same_way_format_one_traceback_and_log_a_bounded_number_of_lines(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A prompt of thousands of broken outputs is answered in time linear in its size: the traceback of
+    one code path is formatted once (it reads and parses source), and the log gets 20 outputs and a count."""
+    import traceback
+
+    from nodes.core import validation
+
+    calls: list[int] = []
+    real = traceback.format_tb
+    monkeypatch.setattr(validation.traceback, "format_tb", lambda tb: calls.append(1) or real(tb))
+    n = 2000
+    prompt = {str(i): {"class_type": "SaveImage", "inputs": {"images": [f"gone{i}", 0], "filename_prefix": "x"}}
+              for i in range(n)}
+    with caplog.at_level("WARNING", logger=validation.log.name):
+        result = validate_prompt(prompt, BASE, None)
+    assert not result.ok and len(result.node_errors) == n
+    first = result.node_errors["0"]["errors"][0]
+    assert first["type"] == "exception_during_validation" and first["extra_info"]["traceback"]  # ComfyUI's shape
+    assert len(calls) == 1, len(calls)
+    assert len(caplog.records) <= 2 * validation.LOGGED_FAILURES + 1, len(caplog.records)
+    assert "1980 more outputs failed validation" in caplog.records[-1].getMessage()
