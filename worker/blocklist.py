@@ -321,6 +321,15 @@ def bounce(farm: Farm, pid: str, nid: str, seq: int) -> str | None:
     return others[0]
 
 
+def holder_usable(farm: Farm, holder: str) -> bool:
+    """Whether a result only ``holder``'s memory has can serve a node: it is this worker, or a live
+    one that is not blocklisted (a blocklisted worker hands on the consumers routed to it, so what only
+    it holds is made again from its recipe, instead of being offered as a cache hit for ever)."""
+    if holder == farm.settings.worker_name:
+        return True
+    return bool(farm.alive(holder)) and entry_of(farm.r, holder) is None
+
+
 class Gate:
     """One process's view of its own blocklist entry and of whether any failure is recorded, each
     refreshed at most once per ``REFRESH_S`` (kept on the :class:`~worker.farm.Farm`)."""

@@ -61,7 +61,7 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
         ctx = NodeContext(pid, nid, started.client_id, NodeSpec.from_json(started.spec))
         if started.computed_elsewhere and started.resolve is None:
             holder, ui = farm.store.lookup(ctx.spec.key)
-            if holder is not None and (not holder or farm.alive(holder)):
+            if holder is not None and (not holder or blocklist.holder_usable(farm, holder)):
                 # another run stored this result since this one started: a cache hit (its consumers
                 # go to the worker holding it, when only that one can)
                 outcome = Done(ui=ui, ran=False, holder=holder or None)

@@ -227,7 +227,30 @@ def test_a_worker_failing_where_others_succeed_is_blocklisted_its_work_goes_else
         assert_success(farm.run(wide_prompt(1.0, wide)))
         assert "w0@test" in {m.split()[0] for m in marks(farm, wide)}, marks(farm, wide)
 
-        # 5. blocklisted and alone on the farm, it still runs work
+        # 5. a node routed to a worker because only it holds its input (an in-memory object) goes elsewhere
+        #    once that worker is blocklisted: the input is made again from its recipe
+        made, used, wait = (f"{t}-{time.time_ns()}" for t in ("made", "used", "wait"))
+        pid = farm.submit({
+            "p": {"class_type": "TestOpaque", "inputs": {"value": 2.0, "tag": made}},
+            "s": {"class_type": "TestSlowValue", "inputs": {"value": 1.0, "seconds": 3.0, "tag": wait}},
+            "c": {"class_type": "TestOpaqueUse", "inputs": {"opaque": ["p", 0], "after": ["s", 0], "tag": used}},
+            "o": {"class_type": "TestFloatOutput", "inputs": {"value": ["c", 0]}},
+        })
+        deadline = time.time() + 30
+        while not marks(farm, made) and time.time() < deadline:
+            time.sleep(0.05)
+        holder = marks(farm, made)[0]
+        for _ in range(3):
+            blocklist.charge(farm.r, Settings(), holder, "test: charged directly")
+        done = farm.wait(pid)
+        assert_success(done)
+        assert done["outputs"]["o"] == {"text": ["3.0"]}
+        other = ({"w0@test", "w1@test"} - {holder}).pop()
+        assert marks(farm, used) == [f"{other} made-by {other}"], (holder, marks(farm, made), marks(farm, used))
+        assert marks(farm, made) == [holder, other]
+        assert requests.delete(f"{farm.url}/nodefarm/blocklist/{holder}", timeout=10).status_code == 200
+
+        # 6. blocklisted and alone on the farm, it still runs work
         for _ in range(3):
             blocklist.charge(farm.r, Settings(), "w0@test", "test: charged directly")
         assert stats_of(farm)["w0@test"] is not None

@@ -146,8 +146,51 @@ class TestBadWorker:
         return (value,)
 
 
+class _Opaque:
+    """An object no codec writes: it stays in the memory of the worker that made it."""
+
+    def __init__(self, value, worker):
+        self.value, self.worker = value, worker
+
+
+class TestOpaque:
+    """Makes an in-memory-only object (like a MODEL): its consumers are routed to this worker."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("FLOAT", {"default": 1.0}), "tag": ("STRING", {"default": "opaque"})}}
+
+    RETURN_TYPES = ("OPAQUE",)
+    FUNCTION = "run"
+    CATEGORY = "testing"
+
+    def run(self, value, tag):
+        here = str(os.environ.get("NODEFARM_WORKER_NAME"))
+        _mark(tag, here)
+        return (_Opaque(value, here),)
+
+
+class TestOpaqueUse:
+    """Reads an in-memory-only object (it waits for ``after``, so a test can act in between)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"opaque": ("OPAQUE",), "after": ("FLOAT", {"forceInput": True}),
+                             "tag": ("STRING", {"default": "opaque-use"})}}
+
+    RETURN_TYPES = ("FLOAT",)
+    FUNCTION = "run"
+    CATEGORY = "testing"
+
+    def run(self, opaque, after, tag):
+        _mark(tag, f"{os.environ.get('NODEFARM_WORKER_NAME')} made-by {opaque.worker}")
+        return (opaque.value + after,)
+
+
 NODE_CLASS_MAPPINGS = {
     "TestBadWorker": TestBadWorker,
+    "TestOpaque": TestOpaque,
+    "TestOpaqueUse": TestOpaqueUse,
     "TestOutOfMemory": TestOutOfMemory,
     "TestPreview": TestPreview,
     "TestSlowValue": TestSlowValue,
