@@ -54,6 +54,20 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._start()
 
+    def kill_and_restart(self, down_s: float) -> None:
+        """SIGKILL it, stay down ``down_s``, start it again on the same port and folder: with
+        ``appendonly yes`` (:data:`AOF`) it loads its append-only file, less the last second or so."""
+        self.proc.kill()
+        self.proc.wait(10)
+        time.sleep(down_s)
+        self._start()
+
+    def shutdown_and_restart(self, down_s: float) -> None:
+        """A clean SIGTERM (Redis SHUTDOWN: the append-only file is flushed), then the same start."""
+        self.stop()
+        time.sleep(down_s)
+        self._start()
+
     def restart(self, down_s: float) -> None:
         """Stop it (its data is gone: no persistence), stay down ``down_s``, start it on the same port."""
         self.stop()
@@ -83,16 +97,20 @@ class RedisServer:
             self.proc.kill()
 
 
+# RedisServer(..., *AOF): the state Redis as production runs it (DESIGN section 4)
+AOF = ("--appendonly", "yes", "--appendfsync", "everysec")
+
 API_CMD = "from nodes.settings import Settings; from api.cli.server import serve; serve(Settings.from_env())"
 WORKER_CMD = "from nodes.settings import Settings; from worker.main import run_worker; run_worker(Settings.from_env(), None, 1, 'prefork')"
 
 
 class Farm:
-    def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None, token: str | None = None) -> None:
+    def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None, token: str | None = None,
+                 aof: bool = False) -> None:
         self.tmp = tmp
         # a farm with tokens (NODEFARM_AUTH_TOKEN_FILE in env): the token post/submit/wait/image send
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.state = RedisServer(tmp / "redis-state")
+        self.state = RedisServer(tmp / "redis-state", *(AOF if aof else ()))
         self.results = RedisServer(tmp / "redis-results", "--maxmemory", "512mb", "--maxmemory-policy", "allkeys-lru")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

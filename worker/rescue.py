@@ -13,12 +13,13 @@ old one would re-deliver the long nodes of live workers), so each worker records
   The reaper (and a worker restarted under its name) re-sends a dead worker's reserved nodes as it
   does its running ones, with the same seq: a later redelivery of the original message finds the
   node done and is a no-op.
-* The same delivery tags let a live worker keep its messages from being re-delivered while they
-  wait or run: every heartbeat it re-scores them in kombu's ``unacked_index``, so a node running
-  longer than the visibility timeout runs once. A dead worker's messages age and come back as before.
-* A running entry of this worker whose message it no longer holds (its pool child was killed on a
-  broker connection loss, or the state Redis restarted) is dropped, so the watchdog
-  (:mod:`worker.watchdog`) can see the node is nowhere and send it again.
+* A live worker keeps the messages it holds (the requests its Celery consumer holds, prefetched or
+  running) from being re-delivered: every heartbeat it re-scores their delivery tags in kombu's
+  ``unacked_index``, so a node running longer than the visibility timeout runs once. A dead
+  worker's messages age and come back as before.
+* A running or reserved entry of a node this worker no longer holds (cancelled on a broker
+  connection loss, e.g. the state Redis restarted) is dropped, and its message is no longer
+  re-scored, so the watchdog (:mod:`worker.watchdog`) sees the node is nowhere and sends it again.
 """
 
 from __future__ import annotations
@@ -42,72 +43,67 @@ def _s(v: Any) -> str:
 
 
 class Holdings:
-    """The delivery tags this worker process took from the broker, and their nodes."""
+    """What this worker process took from the broker: the requests Celery's consumer holds
+    (``celery.worker.state.reserved_requests``: prefetched and running, emptied of what a broker
+    connection loss cancelled), mirrored in Redis for the reaper."""
 
     def __init__(self, settings: Settings, r: redis.Redis) -> None:
         self.settings = settings
         self.r = r
-        self.lock = threading.Lock()
-        self.tags: dict[str, tuple[str, str, int]] = {}  # delivery tag -> (pid, node, seq)
-        self.stale: set[str] = set()  # running entries without a held message at the last look
+        self.stale: set[tuple[str, bytes, bytes]] = set()  # entries not held at the last look
 
     def received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         """Celery's ``task_received``: record the node before the pool can start it."""
-        if request is None or getattr(request, "name", None) != keys.NODE_TASK:
+        got = _node(request)
+        if got is None:
             return
-        try:
-            pid, nid, seq = str(request.args[0]), str(request.args[1]), int(request.args[2])
-            tag = str(request.message.delivery_tag)
-        except (AttributeError, IndexError, TypeError, ValueError):
-            return
-        with self.lock:
-            self.tags[tag] = (pid, nid, seq)
+        tag, (pid, nid, seq) = got
         try:
             self.r.hset(keys.worker_reserved(self.settings.worker_name), f"{pid} {nid} {seq}",
                         json.dumps([pid, nid, seq, tag]))
         except redis.RedisError as exc:  # the broker delivered it, so Redis is back soon; the watchdog covers the gap
             log.warning("cannot record reserved node %s of %s: %s", nid, pid, exc)
 
+    def held(self) -> dict[str, tuple[str, str, int]]:
+        """Delivery tag -> node of the requests the consumer holds now."""
+        from celery.worker import state
+
+        requests: list[Any] = []
+        for _ in range(5):  # the consumer thread changes the set while we copy it
+            try:
+                requests = list(state.reserved_requests)
+                break
+            except RuntimeError:
+                continue
+        return dict(got for req in requests if (got := _node(req)) is not None)
+
     def refresh(self) -> None:
-        """Push back the visibility deadline of every message this worker holds; forget those acked
-        or restored; drop running entries whose message this worker no longer holds."""
+        """Push back the visibility deadline of every message this worker holds, and drop the running
+        and reserved entries of nodes it no longer holds (seen so twice in a row: an entry is written
+        just before its request is registered, and removed just before the request is let go)."""
         name = self.settings.worker_name
-        running = self.r.hgetall(keys.worker_running(name))  # read before the tags: see below
-        with self.lock:
-            tags = list(self.tags)
-        now = time.time()
-        gone: list[str] = []
-        if tags:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(keys.worker_running(name))
+        pipe.hgetall(keys.worker_reserved(name))
+        running, reserved = pipe.execute()
+        held = self.held()
+        if held:
+            now = time.time()
             pipe = self.r.pipeline(transaction=False)
-            for tag in tags:
+            for tag in held:
                 pipe.zadd(keys.KOMBU_UNACKED_INDEX, {tag: now}, xx=True)
-            pipe.zmscore(keys.KOMBU_UNACKED_INDEX, tags)
-            scores = pipe.execute()[-1]
-            gone = [tag for tag, score in zip(tags, scores, strict=True) if score is None]
-        with self.lock:
-            dropped = [self.tags.pop(tag) for tag in gone if tag in self.tags]
-            held = set(self.tags.values())
-        if dropped:
-            self._forget_reserved(dropped)
-        # A node's message is held from before nf_start until after its running entry is removed, and
-        # the running hash was read first: an entry without a held message two looks in a row is stale.
-        stale = {f"{field!r}{payload!r}" for field, payload in running.items()
-                 if tuple(json.loads(payload)[:3]) not in held}
+            pipe.execute()
+        nodes = set(held.values())
+        stale = {(key, field, payload) for key, entries in ((keys.worker_running(name), running),
+                                                            (keys.worker_reserved(name), reserved))
+                 for field, payload in entries.items() if _triple(payload) not in nodes}
         repeat = stale & self.stale
         self.stale = stale - repeat
-        for field, payload in running.items():
-            if f"{field!r}{payload!r}" in repeat:
-                log.warning("worker %s no longer holds the message of running node %s; dropping it", name, _s(field))
-                self._drop_if_same(keys.worker_running(name), field, payload)
-
-    def _forget_reserved(self, nodes: list[tuple[str, str, int]]) -> None:
-        key = keys.worker_reserved(self.settings.worker_name)
-        fields = [f"{pid} {nid} {seq}" for pid, nid, seq in nodes]
-        with self.lock:
-            still = {f"{pid} {nid} {seq}" for pid, nid, seq in self.tags.values()}
-        gone = [f for f in fields if f not in still]  # the same node delivered again is still reserved
-        if gone:
-            self.r.hdel(key, *gone)
+        for key, field, payload in repeat:
+            if key == keys.worker_running(name):
+                log.warning("worker %s no longer holds running node %s (cancelled on a broker connection loss?); "
+                            "dropping it", name, _s(field))
+            self._drop_if_same(key, field, payload)
 
     def _drop_if_same(self, key: str, field: bytes, payload: bytes) -> None:
         with self.r.pipeline() as pipe:
@@ -121,6 +117,24 @@ class Holdings:
                 pipe.execute()
             except redis.WatchError:
                 pass
+
+
+def _node(request: Any) -> tuple[str, tuple[str, str, int]] | None:
+    """(delivery tag, (pid, node, seq)) of a Celery request for a node task, or None."""
+    if request is None or getattr(request, "name", None) != keys.NODE_TASK:
+        return None
+    try:
+        return str(request.message.delivery_tag), (str(request.args[0]), str(request.args[1]), int(request.args[2]))
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _triple(payload: bytes) -> tuple[str, str, int] | None:
+    try:
+        pid, nid, seq = json.loads(payload)[:3]
+        return str(pid), str(nid), int(seq)
+    except (ValueError, TypeError):
+        return None
 
 
 def resend_reserved(r: redis.Redis, name: str, why: str) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.farm import Farm, marks
+from tests.farm import Farm, WsClient, marks
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +41,26 @@ def wait_finished(farm: Farm, pids: list[str], timeout: float) -> float:
         if finished(farm, pids) == len(pids):
             return time.time() - start
         time.sleep(0.2)
-    raise AssertionError(f"{finished(farm, pids)} of {len(pids)} runs finished within {timeout} s; logs:\n"
-                         + "\n".join(farm.log(n)[-3000:] for n in farm.procs))
+    raise AssertionError(f"{finished(farm, pids)} of {len(pids)} runs finished within {timeout} s\n"
+                         + diagnose(farm, pids) + "\nlogs:\n" + "\n".join(farm.log(n)[-3000:] for n in farm.procs))
+
+
+def diagnose(farm: Farm, pids: list[str]) -> str:
+    """Where the unfinished runs stand: their state, the workers, the queues, kombu's unacked set."""
+    r, lines = farm.r, []
+    for pid, score in zip(pids, r.zmscore("nf:history", pids), strict=True):
+        if score is None:
+            lines.append(f"{pid}: meta {r.hgetall(f'nf:run:{{{pid}}}:meta')} status {r.hgetall(f'nf:run:{{{pid}}}:status')}"
+                         f" seq {r.hgetall(f'nf:run:{{{pid}}}:seq')}")
+    lines.append(f"running {r.zrange('nf:running', 0, -1)} queue {r.zrange('nf:queue', 0, -1)}")
+    lines.append(f"suspects {r.hgetall('nf:watchdog:suspects')} workers {r.zrange('nf:workers', 0, -1, withscores=True)}"
+                 f" now {time.time()}")
+    for w in r.zrange("nf:workers", 0, -1):
+        name = w.decode()
+        lines.append(f"{name}: running {r.hgetall(f'nf:worker:{name}:running')} reserved {r.hgetall(f'nf:worker:{name}:reserved')}")
+    lines.append(f"unacked {r.zrange('unacked_index', 0, -1, withscores=True)}")
+    lines.append(f"queues { {k.decode(): r.llen(k) for k in r.scan_iter(match='nf.*', _type='list')} }")
+    return "\n".join(lines)
 
 
 def history(farm: Farm) -> dict:
@@ -52,6 +70,7 @@ def history(farm: Farm) -> dict:
 # ---- 1. prefetched nodes of a dead worker --------------------------------------------------------------
 
 
+@pytest.mark.timeout(600)
 def test_a_burst_with_a_worker_sigkilled_loses_no_prefetched_node(tmp_path: Path) -> None:
     """200 small runs, one worker SIGKILLed ~1.5 s in: 200 of 200 finish with the right outputs, each
     once in the history. The watchdog is held back (10 min grace): the rescue of the nodes the dead
@@ -101,5 +120,113 @@ def test_a_burst_with_a_worker_sigkilled_loses_no_prefetched_node(tmp_path: Path
             farm.start_worker(rep % 2)
             farm.wait_workers(2)
         assert held_total >= REPEATS - 1, "the kills caught no prefetched node: the scenario did not happen"
+    finally:
+        farm.stop()
+
+
+# ---- 2. the state Redis SIGKILLed (and restarted from its append-only file) mid-run --------------------
+
+
+def chain(value: float, tag: str) -> dict:
+    return {
+        "1": {"class_type": "TestSlowValue", "inputs": {"value": value, "seconds": 1.0, "tag": tag}},
+        "2": {"class_type": "MathOperation", "inputs": {"a": ["1", 0], "b": 10.0, "operation": "add"}},
+        "3": {"class_type": "TestSlowValue", "inputs": {"value": ["2", 0], "seconds": 0.5, "tag": tag}},
+        "4": {"class_type": "TestFloatOutput", "inputs": {"value": ["3", 0]}},
+    }
+
+
+@pytest.mark.timeout(600)
+def test_the_state_redis_killed_mid_run_leaves_no_run_running_for_ever(tmp_path: Path) -> None:
+    """The state Redis (AOF everysec) is SIGKILLed while runs are in flight and restarted 2 s later
+    from its append-only file (the last second of writes may be lost), three times, then shut down
+    cleanly and restarted: every run ends within a bound, with its right output or a clear error;
+    nothing stays running; workers, the API's relay and admission carry on."""
+    farm = Farm(tmp_path, workers=2, aof=True, env={"NODEFARM_WATCHDOG_GRACE": "4"})
+    try:
+        for rep in range(REPEATS + 1):
+            clean = rep == REPEATS
+            tag = f"aof{rep}"
+            ws = WsClient(farm.url)
+            pids = {farm.submit(chain(rep * 100 + i, tag), client_id=ws.client_id): rep * 100 + i for i in range(6)}
+            deadline = time.time() + 30
+            while len(marks(farm, tag)) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            start = time.time()
+            if clean:
+                farm.state.shutdown_and_restart(down_s=2.0)
+            else:
+                farm.state.kill_and_restart(down_s=2.0)
+            took = wait_finished(farm, list(pids), timeout=120)
+            outcomes: dict[str, int] = {}
+            for pid, value in pids.items():
+                entry = farm.wait(pid, timeout=10)
+                status = entry["status"]["status_str"]
+                outcomes[status] = outcomes.get(status, 0) + 1
+                if status == "success":
+                    assert entry["outputs"]["4"] == {"text": [repr(value + 10.0)]}
+                else:
+                    error = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+                    assert error["exception_type"] == "nodefarm.RunStateLost", error
+                    assert "cannot go on" in error["exception_message"]
+            assert farm.r.zcard("nf:running") == 0
+            # the API's relay followed the restarted Redis: the client hears the end of every run
+            ended: set[str] = set()
+
+            def all_ended(m: object, ended: set[str] = ended, pids: dict = pids) -> bool:
+                if isinstance(m, dict) and m.get("type") == "executing" and m["data"].get("node") is None:
+                    ended.add(m["data"].get("prompt_id"))
+                return ended >= set(pids)
+
+            if not any(all_ended(m) for m in ws.messages):
+                ws.until(all_ended, timeout=30)
+            ws.close()
+            if clean:
+                assert outcomes == {"success": len(pids)}, outcomes  # a clean shutdown loses nothing
+            figure(f"state Redis {'SIGTERM' if clean else 'SIGKILL'} {rep + 1}: {len(pids)} runs ended {took:.1f} s "
+                   f"after the restart: {outcomes}; executions {len(marks(farm, tag))} for {2 * len(pids)} slow nodes")
+        # the farm still works afterwards
+        entry = farm.run(chain(999.0, "after"), timeout=60)
+        assert entry["outputs"]["4"] == {"text": [repr(1009.0)]}
+    finally:
+        farm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_run_whose_state_is_lost_or_damaged_fails_with_a_clear_error(tmp_path: Path) -> None:
+    """A running run's state deleted, a node's spec gone, a status garbled (what a restore from an
+    old file or a hand edit leaves): the watchdog fails the run within its grace period, with an
+    execution_error naming the problem and a history entry; the client hears the end; nothing stays
+    running, and the next runs go on."""
+    farm = Farm(tmp_path, workers=1, env={"NODEFARM_WATCHDOG_GRACE": "3"})
+    damages = {
+        "state deleted": lambda pid: farm.r.delete(*[k for k in farm.r.scan_iter(match=f"nf:run:{{{pid}}}:*")
+                                                   if not k.endswith(b":item") and not k.endswith(b":events")]),
+        "spec gone": lambda pid: farm.r.hdel(f"nf:run:{{{pid}}}:spec", "2"),
+        "status garbled": lambda pid: farm.r.hset(f"nf:run:{{{pid}}}:status", "2", "?"),
+    }
+    try:
+        for what, damage in damages.items():
+            tag = f"damage-{len(what)}"
+            ws = WsClient(farm.url)
+            pid = farm.submit(chain(len(what), tag), client_id=ws.client_id)
+            deadline = time.time() + 30
+            while not marks(farm, tag) and time.time() < deadline:
+                time.sleep(0.05)
+            damage(pid)
+            start = time.time()
+            messages = ws.until_done(pid, timeout=60)
+            took = time.time() - start
+            ws.close()
+            entry = farm.wait(pid, timeout=10)
+            assert entry["status"]["status_str"] == "error"
+            error = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+            assert error["exception_type"] == "nodefarm.RunStateLost"
+            assert "cannot go on" in error["exception_message"], error
+            assert [m for m in messages if m["type"] == "execution_error"][-1]["data"]["prompt_id"] == pid
+            assert farm.r.zscore("nf:running", pid) is None
+            figure(f"damaged state ({what}): failed {took:.1f} s later: {error['exception_message'].strip()[:110]}")
+        entry = farm.run(chain(7.0, "after"), timeout=60)
+        assert entry["outputs"]["4"] == {"text": [repr(17.0)]}
     finally:
         farm.stop()
