@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -152,7 +151,6 @@ def test_the_state_redis_killed_mid_run_leaves_no_run_running_for_ever(tmp_path:
             deadline = time.time() + 30
             while len(marks(farm, tag)) < 2 and time.time() < deadline:
                 time.sleep(0.05)
-            start = time.time()
             if clean:
                 farm.state.shutdown_and_restart(down_s=2.0)
             else:
@@ -228,5 +226,35 @@ def test_a_run_whose_state_is_lost_or_damaged_fails_with_a_clear_error(tmp_path:
             figure(f"damaged state ({what}): failed {took:.1f} s later: {error['exception_message'].strip()[:110]}")
         entry = farm.run(chain(7.0, "after"), timeout=60)
         assert entry["outputs"]["4"] == {"text": [repr(17.0)]}
+    finally:
+        farm.stop()
+
+
+# ---- 3. a node longer than the broker's visibility timeout -------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_a_node_longer_than_the_visibility_timeout_runs_once(tmp_path: Path) -> None:
+    """Visibility timeout 3 s (kombu looks for expired messages every second), nodes of 8 s: three
+    at once on two workers, so one also waits 8 s prefetched. Each runs exactly once (its live
+    worker keeps re-scoring the messages it holds), and nothing runs again afterwards."""
+    farm = Farm(tmp_path, workers=2, env={"NODEFARM_VISIBILITY_TIMEOUT": "3"})
+    try:
+        for rep in range(REPEATS):
+            tags = [f"long{rep}-{i}" for i in range(3)]
+            start = time.time()
+            pids = [farm.submit({
+                "1": {"class_type": "TestSlowValue", "inputs": {"value": rep * 10 + i, "seconds": 8.0, "tag": tag}},
+                "2": {"class_type": "TestFloatOutput", "inputs": {"value": ["1", 0]}},
+            }) for i, tag in enumerate(tags)]
+            wait_finished(farm, pids, timeout=120)
+            took = time.time() - start
+            time.sleep(4)  # a redelivery would have started by now
+            counts = [len(marks(farm, tag)) for tag in tags]
+            for i, pid in enumerate(pids):
+                entry = farm.wait(pid, timeout=10)
+                assert entry["outputs"]["2"] == {"text": [repr(float(rep * 10 + i))]}
+            assert counts == [1, 1, 1], counts
+            figure(f"visibility 3 s, nodes of 8 s {rep + 1}: 3 runs in {took:.1f} s, executions per node {counts}")
     finally:
         farm.stop()
