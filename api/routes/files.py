@@ -176,8 +176,11 @@ def read_upload(form: UploadForm) -> Upload | Response:
 
 def store_upload(up: Upload, data: bytes) -> Response:
     """Write the file on this host and publish it to Redis for workers on other hosts."""
-    up.target.parent.mkdir(parents=True, exist_ok=True)
-    up.target.write_bytes(data)
+    try:
+        up.target.parent.mkdir(parents=True, exist_ok=True)
+        up.target.write_bytes(data)
+    except OSError as exc:  # a file where the subfolder would go, a name the file system refuses
+        return Response(f"cannot store the upload there: {exc.strerror}", status=400)
     files.publish_file(farm().r, up.kind, up.subfolder, up.name, data, None if up.kind == "input" else files.FILE_TTL_S)
     return upload_answer(up)
 

@@ -115,6 +115,10 @@ def model_file(folder: str, filename: str) -> Response:
     folder_paths = face.live("folder_paths")
     if folder == "custom_nodes" or folder not in folder_paths.folder_names_and_paths:
         return Response("unknown folder", status=404)
+    # only a model the folder lists (what the editor offers): links the operator put there are
+    # honoured, and no other name a client makes up reaches a file
+    if filename not in folder_paths.get_filename_list(folder):
+        return Response("no such model", status=404)
     path = folder_paths.get_full_path(folder, filename)
     if path is None or not os.path.isfile(path):
         return Response("no such model", status=404)

@@ -45,7 +45,7 @@ def models_in_folder(folder: str) -> Response:
     for index, directory in enumerate(paths):
         if not os.path.isdir(directory):
             continue
-        for dirpath, subdirs, filenames in os.walk(directory, followlinks=True, topdown=True):
+        for dirpath, subdirs, filenames in fp.walk(directory):
             subdirs[:] = sorted(d for d in subdirs if d != ".git" and not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):
@@ -91,8 +91,8 @@ def model_preview(folder: str, path_index: int, filename: str) -> Response:
     if folder not in fp.folder_names_and_paths:
         return Response(status=404)
     roots = fp.folder_names_and_paths[folder][0]
-    if path_index < 0 or path_index >= len(roots):
-        return Response(status=404)
+    if path_index < 0 or path_index >= len(roots) or filename not in fp.get_filename_list(folder):
+        return Response(status=404)  # only the preview of a model the folder lists
     full = safe_join(roots[path_index], filename)
     if full is None or not os.path.isdir(os.path.dirname(full)):
         return Response(status=404)
@@ -130,7 +130,10 @@ def view_metadata(folder: str, query: ViewMetadataQuery) -> Response:
     filename = query.filename
     if not filename or not filename.endswith(".safetensors"):
         return Response(status=404)
-    path = _folder_paths().get_full_path(folder, filename)
+    fp = _folder_paths()
+    if folder not in fp.folder_names_and_paths or filename not in fp.get_filename_list(folder):
+        return Response(status=404)  # only a model the folder lists
+    path = fp.get_full_path(folder, filename)
     if path is None:
         return Response(status=404)
     header = safetensors_metadata(path, 1024 * 1024)

@@ -88,11 +88,18 @@ def user_path(file: str | None, create_dir: bool = True) -> Path | None:
     if file is not None:
         if "%" in file:
             file = unquote(file)
+        if "\x00" in file or "\\" in file or re.match(r"^[A-Za-z]:", file):
+            return None  # NUL, Windows separators and drive letters name nothing inside the folder
         path = Path(os.path.abspath(os.path.join(root, file)))
-        if os.path.commonpath((str(root), str(path))) != str(root):
+        # symlinks resolved: a link inside the folder that points out of it is outside
+        real_root = os.path.realpath(root)
+        if os.path.commonpath((real_root, os.path.realpath(path))) != real_root:
             return None
     if create_dir:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a file where a folder would go (a/b.json when a is a file)
+            return None
     return path
 
 

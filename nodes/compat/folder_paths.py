@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -338,6 +339,20 @@ def add_model_folder_path(folder_name: str, full_folder_path: str, is_default: b
         paths.append(full_folder_path)
 
 
+def walk(directory: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` following links (model folders are often links to other disks), each real folder
+    visited once: a link that loops back (``models/x -> ..``) ends the descent instead of the listing."""
+    seen: set[str] = set()
+    for root, subdirs, names in os.walk(directory, followlinks=True, topdown=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            subdirs[:] = []
+            continue
+        seen.add(real)
+        subdirs[:] = [d for d in subdirs if os.path.realpath(os.path.join(root, d)) not in seen]
+        yield root, subdirs, names
+
+
 def recursive_search(directory: str, excluded_dir_names: list[str] | None = None) -> tuple[list[str], dict[str, float]]:
     """Files under ``directory`` as relative posix paths, plus the mtime of every folder visited."""
     if not os.path.isdir(directory):
@@ -345,7 +360,7 @@ def recursive_search(directory: str, excluded_dir_names: list[str] | None = None
     excluded = set(excluded_dir_names or [".git"])
     files: list[str] = []
     dirs: dict[str, float] = {directory: os.path.getmtime(directory)}
-    for root, subdirs, names in os.walk(directory, followlinks=True, topdown=True):
+    for root, subdirs, names in walk(directory):
         subdirs[:] = [d for d in subdirs if d not in excluded]
         for name in names:
             files.append(os.path.relpath(os.path.join(root, name), directory).replace(os.sep, "/"))
@@ -455,12 +470,17 @@ class OutsideRootError(FileNotFoundError):
     """A file name that would leave its root (``..``, an absolute path, a link out, NUL, ``\\``)."""
 
 
+DRIVE = re.compile(r"^[A-Za-z]:")  # a Windows drive letter: absolute there, so never a name here
+
+
 def safe_join(root: Path, subfolder: str, filename: str) -> Path | None:
     """``root/subfolder/filename`` if it stays inside ``root`` (symlinks resolved), else None: every
     file name a client or a node gives is checked by this one function (API and workers alike)."""
-    if not filename or "\x00" in filename or "\x00" in subfolder or "\\" in filename:
-        return None
+    if not filename or "\x00" in filename or "\x00" in subfolder or "\\" in filename or "\\" in subfolder:
+        return None  # NUL, and Windows separators (a name that means ..\x there must not be a file here)
     if filename.startswith("/") or ".." in Path(filename).parts or os.path.isabs(subfolder):
+        return None
+    if DRIVE.match(filename) or DRIVE.match(subfolder):
         return None
     base = Path(root).resolve()
     target = (base / subfolder / filename).resolve()
