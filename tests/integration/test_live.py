@@ -144,3 +144,45 @@ def test_socketio_clients_choose_full_frames_or_deltas(farm: Farm) -> None:
     deltas = [d for k, d in got["delta"] if k == "delta" and d["prompt_id"] == pid]
     assert {k for k, _ in got["full"]} == {"progress_state"} and {k for k, _ in got["delta"]} == {"delta"}
     assert rebuild(deltas)[-1] == full[-1] and len(full[-1]["nodes"]) == 11
+
+
+def drain(client: WsClient, seconds: float) -> list[object]:
+    """Every message ``client`` gets within ``seconds``."""
+    import websocket
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        client.ws.settimeout(max(0.05, deadline - time.time()))
+        try:
+            raw = client.ws.recv()
+        except websocket.WebSocketTimeoutException:
+            break
+        client.messages.append(json.loads(raw) if isinstance(raw, str) else raw)
+    return client.messages
+
+
+def test_a_client_sees_only_its_own_runs_and_the_broadcasts(farm: Farm) -> None:
+    """A run submitted with a client id: its events go to that client alone; another /ws client and
+    another Socket.IO client get only what ComfyUI sends to everyone (``status``)."""
+    import socketio
+
+    owner, other = WsClient(farm.url), WsClient(farm.url)
+    sio_events: list[tuple[str, object]] = []
+    sio = socketio.Client()
+    sio.on("*", lambda event, data: sio_events.append((event, data)))
+    sio.connect(farm.url, auth={"clientId": uuid.uuid4().hex}, wait_timeout=10)
+    try:
+        pid = farm.submit(preview_prompt(uuid.uuid4().int % 1000 / 11), client_id=owner.client_id)
+        mine = owner.until_done(pid)
+        farm.wait(pid)
+        theirs = drain(other, 1.5)  # anything misrouted would have arrived by now
+    finally:
+        sio.disconnect()
+        owner.close()
+        other.close()
+    assert {"execution_start", "executing", "executed", "execution_success"} <= {m["type"] for m in mine if isinstance(m, dict)}
+    assert any(isinstance(m, bytes) for m in owner.messages)  # the preview
+    assert {m["type"] for m in theirs if isinstance(m, dict)} <= {"status"}, [m for m in theirs if isinstance(m, dict)]
+    assert not any(isinstance(m, bytes) for m in theirs)
+    assert {event for event, _ in sio_events} <= {"status"}, sio_events[:5]
+    assert pid not in json.dumps([m for m in theirs if isinstance(m, dict)]) + json.dumps([d for _e, d in sio_events])
