@@ -23,7 +23,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv up test lint chromium redis-check bench clean distclean
 
 help:
-	@echo "make up      run Redis, the API and workers on http://127.0.0.1:8188/ (ARGS='--workers 4 --listen')"
+	@echo "make up      run Redis, the API and workers on http://127.0.0.1:8188/ (ARGS='--workers 4 --listen --auth-token-file tokens.txt')"
 	@echo "make test    ruff, mypy and every test (unit, integration, e2e)"
 	@echo "make bench   print the benchmark tables"
 	@echo "make lint | venv | chromium | redis-check | clean | distclean"
@@ -71,6 +71,7 @@ bench: venv redis-check
 	$(BIN)/python bench/chain.py
 	$(BIN)/python bench/wide.py
 	$(BIN)/python bench/tensor_edge.py
+	$(BIN)/python bench/validation.py
 
 clean:
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info bench/results tests/screenshots

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true", help="follow the run live and print the saved files")
     parser.add_argument("--client-id", help="client id for the run's events (default: a fresh uuid)")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds (default 600)")
+    parser.add_argument("--token", default=os.environ.get("NODEFARM_API_TOKEN", ""),
+                        help="API token of a farm started with --auth-token-file (default NODEFARM_API_TOKEN)")
 
 
 def load_body(path: str, client_id: str) -> dict[str, Any]:
@@ -205,10 +208,15 @@ def output_files(entry: dict[str, Any], dirs: dict[str, Any] | None, server: str
     return found
 
 
-def history_entry(server: str, prompt_id: str, deadline: float) -> dict[str, Any]:
+def auth(token: str) -> dict[str, str]:
+    """The header that carries an API token (none without one)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def history_entry(server: str, prompt_id: str, deadline: float, token: str = "") -> dict[str, Any]:
     """``GET /history/<id>``, polled until the entry exists (it is written before the end message)."""
     while True:
-        reply = requests.get(_api(server, f"/history/{quote(prompt_id)}"), timeout=30)
+        reply = requests.get(_api(server, f"/history/{quote(prompt_id)}"), timeout=30, headers=auth(token))
         reply.raise_for_status()
         entry = reply.json().get(prompt_id)
         if isinstance(entry, dict):
@@ -228,17 +236,19 @@ def history_failure(entry: dict[str, Any]) -> str | None:
     return "error: the run failed (no error message in its history)"
 
 
-def server_dirs(server: str) -> dict[str, Any] | None:
+def server_dirs(server: str, token: str = "") -> dict[str, Any] | None:
     try:
-        reply = requests.get(_api(server, "/nodefarm/info"), timeout=10)
+        reply = requests.get(_api(server, "/nodefarm/info"), timeout=10, headers=auth(token))
         info = reply.json() if reply.ok else None
     except (requests.RequestException, ValueError):
         return None
     return info if isinstance(info, dict) else None
 
 
-def post_prompt(server: str, body: dict[str, Any]) -> str:
-    reply = requests.post(_api(server, "/prompt"), json=body, timeout=60)
+def post_prompt(server: str, body: dict[str, Any], token: str = "") -> str:
+    reply = requests.post(_api(server, "/prompt"), json=body, timeout=60, headers=auth(token))
+    if reply.status_code == 401:
+        raise SubmitError("error: the farm wants an API token: pass --token or set NODEFARM_API_TOKEN")
     try:
         answer = reply.json()
     except ValueError:
@@ -253,11 +263,12 @@ def post_prompt(server: str, body: dict[str, Any]) -> str:
     return str(answer["prompt_id"])
 
 
-def submit_and_wait(server: str, body: dict[str, Any], timeout: float) -> list[str]:
+def submit_and_wait(server: str, body: dict[str, Any], timeout: float, token: str = "") -> list[str]:
     deadline = time.monotonic() + timeout
-    conn = websocket.create_connection(ws_url(server, body["client_id"]), timeout=min(timeout, 30))
+    conn = websocket.create_connection(ws_url(server, body["client_id"]), timeout=min(timeout, 30),
+                                       header=[f"{k}: {v}" for k, v in auth(token).items()])
     try:
-        prompt_id = post_prompt(server, body)
+        prompt_id = post_prompt(server, body, token)
         _progress(f"prompt_id {prompt_id}")
         follower = Follower(conn, body["prompt"], deadline)
         try:
@@ -268,11 +279,11 @@ def submit_and_wait(server: str, body: dict[str, Any], timeout: float) -> list[s
             _progress(f"websocket closed ({exc or type(exc).__name__}); polling /history")
     finally:
         conn.close()
-    entry = history_entry(server, prompt_id, deadline)
+    entry = history_entry(server, prompt_id, deadline, token)
     failure = follower.failure or history_failure(entry)
     if failure:
         raise SubmitError(failure)
-    files = output_files(entry, server_dirs(server), server)
+    files = output_files(entry, server_dirs(server, token), server)
     if not files:
         _progress("finished; the run saved no files")
     return files
@@ -283,9 +294,9 @@ def run(ns: argparse.Namespace) -> int:
     try:
         body = load_body(ns.file, client_id)
         if not ns.wait:
-            print(post_prompt(ns.server, body))
+            print(post_prompt(ns.server, body, ns.token))
             return 0
-        for path in submit_and_wait(ns.server, body, ns.timeout):
+        for path in submit_and_wait(ns.server, body, ns.timeout, ns.token):
             print(path)
         return 0
     except SubmitError as exc:
