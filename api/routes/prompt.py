@@ -44,12 +44,6 @@ def post_prompt() -> Response:
     if raw.get("prompt") is None:
         return _graph_error("no_prompt", "No prompt provided", "No prompt provided")
     body = check(PromptBody, raw, "body", "invalid_prompt")
-    if body.number is not None:
-        number: float = body.number
-    else:
-        number = prompt_queue.next_number(f.r)
-        if body.front:
-            number = -number
     prompt = raw["prompt"]
     client_id = body.client_id
     given = body.prompt_id
@@ -60,6 +54,12 @@ def post_prompt() -> Response:
     result = validate_prompt(prompt, f.registry, body.partial_execution_targets)
     if not result.ok:
         return json_response({"error": result.error, "node_errors": result.node_errors}, 400)
+    if body.number is not None:
+        number: float = body.number
+    else:  # numbered once valid: a rejected submission leaves no gap in the queue numbers
+        number = prompt_queue.next_number(f.r)
+        if body.front:
+            number = -number
     extra_data = dict(raw.get("extra_data") or {})
     if "client_id" in raw:
         extra_data["client_id"] = client_id

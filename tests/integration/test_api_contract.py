@@ -148,8 +148,11 @@ def running_and_pending(farm: Farm) -> tuple[int, int]:
 
 @pytest.mark.parametrize("body", [
     {"client_id": True}, {"client_id": [1]}, {"client_id": {"a": 1}}, {"prompt_id": 7}, {"prompt_id": ""},
-    {"prompt_id": {"x": 1}}, {"number": float("nan")},
-], ids=["cid-bool", "cid-list", "cid-dict", "pid-int", "pid-empty", "pid-dict", "number-nan"])
+    {"prompt_id": {"x": 1}}, {"number": float("nan")}, {"number": "abc"}, {"number": [1]},
+    {"extra_data": [1]}, {"extra_data": "x"}, {"partial_execution_targets": "1"}, {"partial_execution_targets": [[1]]},
+    {"prompt_id": "a\u0000b"}, {"client_id": "x" * 300},
+], ids=["cid-bool", "cid-list", "cid-dict", "pid-int", "pid-empty", "pid-dict", "number-nan", "number-text",
+        "number-list", "extra-list", "extra-text", "targets-text", "targets-nested", "pid-nul", "cid-long"])
 def test_a_malformed_field_is_a_400_and_leaves_no_run(farm: Farm, body: dict) -> None:
     before = running_and_pending(farm)
     raw = json.dumps({"prompt": {"1": empty_image(), "2": GOOD_SAVE}, **body})  # NaN as the bare token
@@ -160,11 +163,25 @@ def test_a_malformed_field_is_a_400_and_leaves_no_run(farm: Farm, body: dict) ->
     assert farm.run({"1": empty_image(), "2": GOOD_SAVE})["status"]["status_str"] == "success"
 
 
+def test_a_rejected_submission_leaves_no_run_slot_or_number(farm: Farm) -> None:
+    first = requests.post(farm.url + "/prompt", json={"prompt": {"1": empty_image(), "2": GOOD_SAVE}}, timeout=10).json()
+    for bad in ({"prompt": {"1": {"class_type": "Nope", "inputs": {}}}}, {"prompt": {"1": empty_image()}},
+                {"prompt": {"1": empty_image(), "2": GOOD_SAVE}, "client_id": 5}):
+        assert requests.post(farm.url + "/prompt", json=bad, timeout=10).status_code == 400
+    second = requests.post(farm.url + "/prompt", json={"prompt": {"1": empty_image(), "2": GOOD_SAVE}}, timeout=10).json()
+    assert second["number"] == first["number"] + 1  # the rejected ones took no number
+    farm.wait(first["prompt_id"])
+    farm.wait(second["prompt_id"])
+
+
 @pytest.mark.parametrize("raw", [
+    '{"prompt": {}, "extra_data": {"create_time": Infinity}}',
+    '{"prompt": {"1": {"class_type": "EmptyImage"}}, "extra_data": {"create_time": 1e999}}',
     '{"prompt": {"1": {"class_type": "EmptyImage", "inputs": {"width": Infinity}}}}',
     '{"prompt": {}, "client_id": "\\ud800"}',
     '{"prompt": ' + "[" * 100_000 + "]" * 100_000 + "}",
-], ids=["infinity", "lone-surrogate", "deep-nesting"])
+    '{"prompt": {"1": {"class_type": "EmptyImage"}}, "extra_data": ' + '{"a": ' * 200 + "1" + "}" * 200 + "}",
+], ids=["create-time-infinity", "create-time-1e999", "infinity", "lone-surrogate", "deep-nesting", "nesting-200"])
 def test_bodies_that_are_not_strict_json_are_a_400(farm: Farm, raw: str) -> None:
     res = requests.post(farm.url + "/prompt", data=raw, timeout=30)
     assert res.status_code == 400, res.text[:300]
