@@ -20,7 +20,9 @@ from flask import Flask, Response, request
 
 INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script>", re.S | re.I)
 OUR_PAGES = ("/nodefarm/",)
-EDITOR_SERVICES = ("https://api.comfy.org", "https://*.comfy.org")
+# the editor asks Comfy's services for release notes, the registry and templates, and looks up the model
+# files a workflow names wherever they are hosted (Hugging Face, Civitai, ...): any https origin
+EDITOR_SERVICES = ("https:",)
 
 
 def script_hashes(html: bytes) -> list[str]:
@@ -39,10 +41,9 @@ def strict_policy(hashes: list[str], frame_ancestors: str) -> str:
         # the editor's extensions may build code at run time (some node packs do) and load workers from blobs
         "script-src 'self' 'unsafe-eval' blob: " + " ".join(hashes),
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
+        "img-src 'self' data: blob: https:",  # template thumbnails and model previews hosted elsewhere
         "media-src 'self' data: blob:",
         "font-src 'self' data:",
-        # the editor asks Comfy's own services for release notes, the node registry and templates
         "connect-src 'self' data: blob: " + " ".join(EDITOR_SERVICES),
         "worker-src 'self' blob:",
         "frame-src 'self'",
