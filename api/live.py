@@ -13,14 +13,23 @@ run's registry and sends a plain client ComfyUI's full frames. A client that ask
 the registry of the run once (the first time), then only what changed. The editor's nodefarm
 extension (``frontend/editor/nodefarm.js``) asks for them and rebuilds ComfyUI's frames in the page,
 so the editor shows the same progress for a few kB per node instead of the whole registry.
+
+Resume: the relay remembers, per client id, the last ``nf:events`` entry it delivered to that client
+(``nf:client:<id>:last``, :data:`RESUME_TTL_S`). A client that connects again with the same id (a
+ComfyUI ``/ws`` reconnect with its ``clientId``; Socket.IO ``auth={"client_id", "last_event_id"?}``),
+to this API process or to a restarted one, first gets the events addressed to it that it missed, in
+order, then the live ones: :func:`resume` sends the last of them under the relay's lock while the
+relay holds the client back, so none is skipped or sent twice.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import struct
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +52,8 @@ RELAY_IDLE_PAUSE_S = 0.1  # the same with no client connected to this process (n
 DELTA_EVENT = "nodefarm.progress_delta"
 FLAGS_MESSAGE = "nodefarm.flags"
 SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": 100 * 1024 * 1024}
+RESUME_TTL_S = 600  # how long a client id's place in the event stream is kept (a reconnect within it resumes)
+RESUME_BATCH = 1000  # events read at once when a client catches up
 
 
 @dataclass
@@ -54,6 +65,7 @@ class Peer:
     deltas: bool = False
     synced: set[str] = field(default_factory=set)  # runs whose whole registry this delta client has
     lock: threading.Lock = field(default_factory=threading.Lock)
+    resuming: bool = False  # catching up on missed events: the relay holds live ones back (resume)
 
 
 class Hub:
@@ -65,13 +77,15 @@ class Hub:
         self.sockets: dict[str, Any] = {}
         self.peers: dict[int, Peer] = {}  # id(ws) -> its peer
         self.sio: dict[str, Peer] = {}  # Socket.IO session id -> its peer
+        self.relay_lock = threading.Lock()  # held by the relay while it delivers a batch
+        self.relay_last = "0-0"  # the last nf:events entry the relay delivered
 
     @property
     def socketio_clients(self) -> int:
         return len(self.sio)
 
-    def add(self, sid: str, ws: Any) -> Peer:
-        peer = Peer(sid)
+    def add(self, sid: str, ws: Any, resuming: bool = False) -> Peer:
+        peer = Peer(sid, resuming=resuming)
         with self.lock:
             self.sockets[sid] = ws
             self.peers[id(ws)] = peer
@@ -100,7 +114,7 @@ class Hub:
             else:
                 ws = self.sockets.get(to)
                 pairs = [ws] if ws is not None else []
-            return [(ws, self.peers[id(ws)]) for ws in pairs if id(ws) in self.peers]
+            return [(ws, self.peers[id(ws)]) for ws in pairs if id(ws) in self.peers and not self.peers[id(ws)].resuming]
 
     def all_peers(self) -> list[Peer]:
         with self.lock:
@@ -108,7 +122,15 @@ class Hub:
 
     def sio_targets(self, to: str) -> list[tuple[str, Peer]]:
         with self.lock:
-            return [(sid, p) for sid, p in self.sio.items() if to == "*" or p.client_id == to]
+            return [(sid, p) for sid, p in self.sio.items() if (to == "*" or p.client_id == to) and not p.resuming]
+
+    def has(self, client_id: str) -> bool:
+        """Whether a client of that id is connected to this process and gets live events."""
+        with self.lock:
+            ws = self.sockets.get(client_id)
+            peer = self.peers.get(id(ws)) if ws is not None else None
+            return (peer is not None and not peer.resuming) or any(
+                p.client_id == client_id and not p.resuming for p in self.sio.values())
 
 
 def frame(event: str | int, data: Any) -> str | bytes:
@@ -154,9 +176,13 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
 
     def ws_handler(ws: Any) -> None:
         sid = request.args.get("clientId") or uuid.uuid4().hex
-        peer = hub.add(sid, ws)
+        after = _cursor(r, request.args.get("clientId"))
+        peer = hub.add(sid, ws, resuming=after is not None)
         try:
             hub.send(ws, frame("status", events.status_data(prompt_queue.queue_remaining(r), sid)))
+            if after is not None:
+                registry = events.ProgressRegistry()
+                resume(r, hub, peer, after, lambda fields: hub.send(ws, p) if (p := ws_payload(peer, fields, registry)) else None)
             first = True
             while True:
                 message = ws.receive()
@@ -180,13 +206,19 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
         auth_rules.refuse_socketio(auth)  # with tokens on: none valid, no connection
         sid = request.args.get("clientId")
         if not sid and isinstance(auth, dict):
-            sid = auth.get("clientId")
-        sid = str(sid or uuid.uuid4().hex)
-        peer = Peer(sid, deltas=bool(isinstance(auth, dict) and auth.get("progress_delta")))
+            sid = auth.get("clientId") or auth.get("client_id")
+        named = str(sid) if sid else None  # a client id of its own: it may resume
+        sid = named or uuid.uuid4().hex
+        asked = auth.get("last_event_id") if isinstance(auth, dict) else None
+        after = str(asked) if asked else _cursor(r, named)
+        peer = Peer(sid, deltas=bool(isinstance(auth, dict) and auth.get("progress_delta")), resuming=after is not None)
         with hub.lock:
             hub.sio[request.sid] = peer  # type: ignore[attr-defined]
-        join_room(sid)
+        if after is None:
+            join_room(sid)
         socketio.emit("status", events.status_data(prompt_queue.queue_remaining(r), sid), to=request.sid)  # type: ignore[attr-defined]
+        if after is not None:
+            socketio.start_background_task(_resume_sio, r, hub, socketio, peer, request.sid, after)  # type: ignore[attr-defined]
 
     @socketio.on("disconnect")
     def on_disconnect(*_args: Any) -> None:
@@ -204,6 +236,120 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
     return hub, socketio
 
 
+def _cursor(r: redis.Redis, client_id: str | None) -> str | None:
+    """Where client ``client_id`` left the event stream, if it was here lately (None: a new client)."""
+    if not client_id:
+        return None
+    try:
+        raw = r.get(keys.client_cursor(client_id))
+    except redis.RedisError:
+        return None
+    return raw.decode() if raw else None
+
+
+def remember(r: redis.Redis, hub: Hub, reached: dict[str, str]) -> None:
+    """Record the last entry delivered to each client connected here (not those catching up)."""
+    live = {cid: last for cid, last in reached.items() if hub.has(cid)}
+    if not live:
+        return
+    try:
+        pipe = r.pipeline(transaction=False)
+        for cid, last in live.items():
+            pipe.set(keys.client_cursor(cid), last, ex=RESUME_TTL_S)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("relay: cannot record where clients are: %s", exc)
+
+
+def resume(r: redis.Redis, hub: Hub, peer: Peer, after: str, send: Any, release: Any = None) -> int:
+    """Send ``peer`` the events addressed to its client id after stream entry ``after``, in order,
+    then let the relay's live events through. Most are read while the relay runs on; the last ones
+    under its lock, up to the entry it delivered last, so none is skipped or sent twice.
+    ``release``: called under the lock before the live events flow (Socket.IO joins its room)."""
+    target = peer.client_id.encode()
+    cursor, sent = after if _STREAM_ID.fullmatch(after) else hub.relay_last, 0  # not an entry id: nothing to catch up
+
+    def catch_up(until: str) -> None:
+        nonlocal cursor, sent
+        while _position(cursor) < _position(until):
+            batch = r.xrange(keys.EVENTS, min="(" + cursor, max=until, count=RESUME_BATCH)
+            if not batch:
+                return
+            for entry_id, fields in batch:
+                cursor = entry_id.decode()
+                if fields.get(b"to") == target:
+                    send(fields)
+                    sent += 1
+
+    try:
+        catch_up(hub.relay_last)
+        with hub.relay_lock:
+            catch_up(hub.relay_last)
+            if sent:
+                r.set(keys.client_cursor(peer.client_id), cursor, ex=RESUME_TTL_S)
+            if release is not None:
+                release()
+            peer.resuming = False
+    except redis.RedisError as exc:
+        log.warning("resume of client %s: %s", peer.client_id, exc)
+    finally:
+        if peer.resuming:
+            if release is not None:
+                release()
+            peer.resuming = False
+    return sent
+
+
+_STREAM_ID = re.compile(r"\d+-\d+")
+
+
+def _position(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def ws_payload(peer: Peer, fields: dict, registry: events.ProgressRegistry) -> str | bytes:
+    """A stored event as the frame a ``/ws`` client gets (what the relay sends it live)."""
+    etype, raw = fields[b"type"].decode(), fields[b"data"]
+    if etype == "progress_state":
+        pid = fields[b"pid"].decode()
+        registry.update(pid, raw.decode())
+        if peer.deltas:
+            text = _text(DELTA_EVENT, raw.decode() if pid in peer.synced else registry.frame(pid))
+            peer.synced.add(pid)
+            return text
+        return _text("progress_state", registry.frame(pid))
+    if etype.isdigit():
+        event = int(etype)
+        if event == events.PREVIEW_IMAGE_WITH_METADATA and not peer.flags.get("supports_preview_metadata"):
+            return frame(events.PREVIEW_IMAGE, events.legacy_preview(raw))
+        return frame(event, raw)
+    return _text(etype, raw.decode())
+
+
+def _resume_sio(r: redis.Redis, hub: Hub, socketio: SocketIO, peer: Peer, sid: str, after: str) -> None:
+    """Resume a Socket.IO session (in the background: once its connection is acknowledged)."""
+    deadline = time.time() + 10
+    while not socketio.server.manager.is_connected(sid, "/") and time.time() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.01)
+    registry = events.ProgressRegistry()
+
+    def send(fields: dict) -> None:
+        etype, raw = fields[b"type"].decode(), fields[b"data"]
+        data: Any
+        if etype == "progress_state":
+            pid = fields[b"pid"].decode()
+            registry.update(pid, raw.decode())
+            data = json.loads(raw if peer.deltas and pid in peer.synced else registry.frame(pid))
+            etype = DELTA_EVENT if peer.deltas else etype
+            peer.synced.add(pid)
+        else:
+            data = raw if etype.isdigit() else json.loads(raw)
+        socketio.emit(etype, data, to=sid)
+
+    resume(r, hub, peer, after, send, lambda: socketio.server.enter_room(sid, peer.client_id, namespace="/"))  # type: ignore[union-attr]
+
+
 def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threading.Event) -> threading.Thread:
     """Follow ``nf:events`` and deliver each event to its clients.
 
@@ -212,10 +358,16 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
     run, previews (event 4 for clients that negotiated metadata, event 1 for the others) and Socket.IO.
     """
 
+    r = redis.Redis.from_url(settings.redis_url)
+    try:  # where the relay starts, known before any client connects (a resume stops there)
+        tail = r.xrevrange(keys.EVENTS, count=1)
+        hub.relay_last = tail[0][0].decode() if tail else "0-0"
+    except redis.RedisError:
+        hub.relay_last = "0-0"
+
     def loop() -> None:
-        r = redis.Redis.from_url(settings.redis_url)
         registries = events.ProgressRegistry()
-        last = "$"
+        last = hub.relay_last
         while not stop.is_set():
             try:
                 got = r.xread({keys.EVENTS: last}, block=1000, count=RELAY_BATCH)
@@ -224,14 +376,21 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
                 stop.wait(1)
                 continue
             read = 0
-            for _stream, entries in got or []:
-                read += len(entries)
-                for entry_id, fields in entries:
-                    last = entry_id.decode()
-                    try:
-                        deliver(fields, registries)
-                    except Exception:  # one bad event must not stop the relay
-                        log.exception("relay: cannot deliver an event")
+            reached: dict[str, str] = {}  # client id -> the last entry delivered to it
+            with hub.relay_lock:
+                for _stream, entries in got or []:
+                    read += len(entries)
+                    for entry_id, fields in entries:
+                        last = entry_id.decode()
+                        try:
+                            deliver(fields, registries)
+                        except Exception:  # one bad event must not stop the relay
+                            log.exception("relay: cannot deliver an event")
+                        to = fields.get(b"to", b"").decode()
+                        if to not in ("", "*"):
+                            reached[to] = last
+                hub.relay_last = last
+                remember(r, hub, reached)
             if 0 < read < RELAY_BATCH:  # let events gather: one read per batch, not per event
                 stop.wait(RELAY_PAUSE_S if hub.sockets or hub.sio else RELAY_IDLE_PAUSE_S)
 

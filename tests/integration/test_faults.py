@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -256,5 +257,109 @@ def test_a_node_longer_than_the_visibility_timeout_runs_once(tmp_path: Path) -> 
                 assert entry["outputs"]["2"] == {"text": [repr(float(rep * 10 + i))]}
             assert counts == [1, 1, 1], counts
             figure(f"visibility 3 s, nodes of 8 s {rep + 1}: 3 runs in {took:.1f} s, executions per node {counts}")
+    finally:
+        farm.stop()
+
+
+# ---- 4. the API SIGKILLed and restarted mid-run: clients resume --------------------------------------
+
+
+def slow_chain(value: float, tag: str, n: int = 4, seconds: float = 1.0) -> dict:
+    prompt: dict = {"1": {"class_type": "TestSlowValue", "inputs": {"value": value, "seconds": seconds, "tag": tag}}}
+    for i in range(2, n + 1):
+        prompt[str(i)] = {"class_type": "TestSlowValue", "inputs": {"value": [str(i - 1), 0], "seconds": seconds, "tag": tag}}
+    prompt[str(n + 1)] = {"class_type": "TestFloatOutput", "inputs": {"value": [str(n), 0]}}
+    return prompt
+
+
+def run_events(messages: list, pid: str) -> list[tuple[str, str | None]]:
+    """(type, node) of the run's execution_* / executing / executed events, in order."""
+    kinds = ("execution_start", "execution_cached", "executing", "executed", "execution_success", "execution_error")
+    return [(m["type"], m["data"].get("node")) for m in messages
+            if isinstance(m, dict) and m.get("type") in kinds and m["data"].get("prompt_id") == pid]
+
+
+EXPECTED = [("execution_start", None), ("execution_cached", None),
+            ("executing", "1"), ("executing", "2"), ("executing", "3"), ("executing", "4"), ("executing", "5"),
+            ("executed", "5"), ("execution_success", None), ("executing", None)]
+
+
+def kill_api_once_running(farm: Farm, tag: str, nodes_started: int = 2) -> float:
+    deadline = time.time() + 30
+    while len(marks(farm, tag)) < nodes_started and time.time() < deadline:
+        time.sleep(0.02)
+    farm.kill("api")
+    start = time.time()
+    farm.start_api()
+    return time.time() - start
+
+
+def drain(ws: WsClient) -> None:
+    """Read what a socket still holds until the server's end closes it."""
+    try:
+        while True:
+            ws.ws.settimeout(10)
+            raw = ws.ws.recv()
+            if not raw:
+                return
+            ws.messages.append(json.loads(raw) if isinstance(raw, str) else raw)
+    except Exception:
+        return
+
+
+@pytest.mark.timeout(600)
+def test_ws_clients_reconnecting_after_an_api_restart_get_every_missed_event_once(tmp_path: Path) -> None:
+    farm = Farm(tmp_path, workers=1)
+    try:
+        for rep in range(REPEATS):
+            tag = f"ws{rep}"
+            first = WsClient(farm.url)
+            pid = farm.submit(slow_chain(rep + 0.5, tag), client_id=first.client_id)
+            down = kill_api_once_running(farm, tag)
+            drain(first)
+            before = run_events(first.messages, pid)
+            second = WsClient(farm.url, client_id=first.client_id)  # a ComfyUI client reconnects with its clientId
+            second.until_done(pid, timeout=60)
+            second.close()
+            after = run_events(second.messages, pid)
+            assert before + after == EXPECTED, (before, after)
+            figure(f"/ws resume {rep + 1}: API down {down:.1f} s after node 2 started; {len(before)} events before "
+                   f"the kill, {len(after)} after the reconnect (replayed + live), each once, in order")
+            assert farm.wait(pid)["outputs"]["5"] == {"text": [repr(rep + 0.5)]}
+    finally:
+        farm.stop()
+
+
+@pytest.mark.timeout(600)
+def test_socketio_clients_reconnecting_after_an_api_restart_get_every_missed_event_once(tmp_path: Path) -> None:
+    import socketio
+
+    farm = Farm(tmp_path, workers=1)
+    try:
+        for rep in range(REPEATS):
+            tag = f"sio{rep}"
+            client_id = f"sio-client-{rep}"
+            got: list[dict] = []
+            connects: list[float] = []
+            sio = socketio.Client(reconnection_delay=0.2, reconnection_delay_max=0.5)
+            sio.on("*", lambda event, data=None, got=got: got.append({"type": event, "data": data}))
+            sio.on("connect", lambda connects=connects: connects.append(time.time()))
+            sio.connect(farm.url, auth={"client_id": client_id}, transports=["websocket"], wait_timeout=10)
+            try:
+                pid = farm.submit(slow_chain(rep + 0.25, tag), client_id=client_id)
+                down = kill_api_once_running(farm, tag)
+                deadline = time.time() + 60
+                while time.time() < deadline and not any(
+                        m["type"] == "executing" and isinstance(m["data"], dict) and m["data"].get("node") is None
+                        and m["data"].get("prompt_id") == pid for m in got):
+                    time.sleep(0.1)
+                time.sleep(0.5)  # anything sent twice would be here by now
+            finally:
+                sio.disconnect()
+            events = run_events(got, pid)
+            assert len(connects) >= 2, "the client did not reconnect"
+            assert events == EXPECTED, events
+            figure(f"Socket.IO resume {rep + 1}: API down {down:.1f} s after node 2 started; {len(events)} run events, "
+                   f"each once, in order, over {len(connects)} connections")
     finally:
         farm.stop()
