@@ -118,6 +118,7 @@ WATCHDOG_SUSPECTS = PREFIX + "watchdog:suspects"  # HASH "<pid> <node_id> <seq>"
 # delivery time, restored to their queue once older than the visibility timeout.
 KOMBU_UNACKED = "unacked"
 KOMBU_UNACKED_INDEX = "unacked_index"
+KOMBU_PRIORITY_SEP = "\x06\x16"  # a queue's priority lists are "<queue><sep><priority>"
 
 
 def worker_failures(name: str) -> str:

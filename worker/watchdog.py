@@ -70,12 +70,15 @@ def task_args(message: Any) -> tuple[str, str, int] | None:
 
 
 def where_tasks_are(r: redis.Redis, now: float, grace: float, heartbeat_s: float) -> set[tuple[str, str, int]]:
-    """Every node task that is somewhere it will run from, read in one transaction: on a queue, in
-    kombu's unacked set and seen within ``grace``, or taken by a live worker (reserved or running)."""
-    queues = sorted({_s(k) for pattern in (keys.SHARED_QUEUE + "*", keys.WORKER_QUEUE_PREFIX + "*")
-                     for k in r.scan_iter(match=pattern, count=1000, _type="list")})
+    """Every node task that is somewhere it will run from, read in one transaction: on the shared
+    queue or a live worker's private one, in kombu's unacked set and seen within ``grace``, or taken
+    by a live worker (reserved or running). A task in a dead worker's private queue counts as lost."""
     alive_after = now - 3 * heartbeat_s
     workers = [_s(w) for w in r.zrangebyscore(keys.WORKERS, alive_after, "+inf")]
+    wanted = {keys.SHARED_QUEUE} | {keys.worker_queue(w) for w in workers}
+    queues = sorted({q for pattern in (keys.SHARED_QUEUE + "*", keys.WORKER_QUEUE_PREFIX + "*")
+                     for k in r.scan_iter(match=pattern, count=1000, _type="list")
+                     if (q := _s(k)).split(keys.KOMBU_PRIORITY_SEP)[0] in wanted})
     pipe = r.pipeline(transaction=True)
     for q in queues:
         pipe.lrange(q, 0, -1)

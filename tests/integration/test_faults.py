@@ -192,6 +192,38 @@ def test_the_state_redis_killed_mid_run_leaves_no_run_running_for_ever(tmp_path:
 
 
 @pytest.mark.timeout(300)
+def test_a_dispatched_node_whose_task_vanished_is_sent_again(tmp_path: Path) -> None:
+    """A node's task message taken off its queue by hand (what a restart from an append-only file
+    that lost a second of writes can do): after the grace period the watchdog sends it again; every
+    run succeeds and each node runs once."""
+    farm = Farm(tmp_path, workers=1, env={"NODEFARM_WATCHDOG_GRACE": "3"})
+    try:
+        for rep in range(REPEATS):
+            tag = f"vanish{rep}"
+            pids = [farm.submit({
+                "1": {"class_type": "TestSlowValue", "inputs": {"value": rep * 10 + i, "seconds": 1.0, "tag": tag}},
+                "2": {"class_type": "TestFloatOutput", "inputs": {"value": ["1", 0]}},
+            }) for i in range(4)]
+            deadline = time.time() + 30
+            taken: list[bytes] = []
+            while not taken and time.time() < deadline:  # the worker runs one, holds one: the others wait here
+                message = farm.r.rpop("nf.nodes")
+                if message is not None:
+                    taken.append(message)
+                else:
+                    time.sleep(0.01)
+            assert taken, "no task waited in the shared queue"
+            took = wait_finished(farm, pids, timeout=60)
+            for i, pid in enumerate(pids):
+                assert farm.wait(pid)["outputs"]["2"] == {"text": [repr(float(rep * 10 + i))]}
+            assert len(marks(farm, tag)) == 4
+            figure(f"vanished task {rep + 1}: sent again, 4 runs ended {took:.1f} s after it was taken "
+                   f"(grace 3 s), 4 executions for 4 nodes")
+    finally:
+        farm.stop()
+
+
+@pytest.mark.timeout(300)
 def test_a_run_whose_state_is_lost_or_damaged_fails_with_a_clear_error(tmp_path: Path) -> None:
     """A running run's state deleted, a node's spec gone, a status garbled (what a restore from an
     old file or a hand edit leaves): the watchdog fails the run within its grace period, with an
