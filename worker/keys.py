@@ -111,7 +111,7 @@ def client_cursor(client_id: str) -> str:
 
 
 WATCHDOG_LOCK = PREFIX + "watchdog:lock"  # SET NX PX: one watchdog sweep at a time on the farm
-WATCHDOG_SUSPECTS = PREFIX + "watchdog:suspects"  # HASH "<pid> <node_id> <seq>" | "<pid>" -> first seen stuck (unix s)
+WATCHDOG_SUSPECTS = PREFIX + "watchdog:suspects"  # HASH JSON [pid, node, seq] or [pid] -> first seen stuck (unix s)
 
 # kombu's Redis transport (its defaults, which nodefarm does not change): messages delivered and not
 # acked, as a HASH delivery tag -> JSON [message, exchange, routing key], and a ZSET delivery tag ->

@@ -176,14 +176,14 @@ def sweep(r: redis.Redis, settings: Settings, now: float | None = None) -> Sweep
     for run in looks:
         why = run.problem()
         if why is not None:
-            seen[run.pid] = why
+            seen[json.dumps([run.pid])] = why
             continue
         if run.meta.get("end"):
             continue
         for nid, seq in run.queued():
             if (run.pid, nid, seq) not in located:
-                seen[f"{run.pid} {nid} {seq}"] = "lost"
-    first = {_s(k): float(v) for k, v in r.hgetall(keys.WATCHDOG_SUSPECTS).items()}
+                seen[json.dumps([run.pid, nid, seq])] = "lost"
+    first = {_s(k): float(v) for k, v in r.hgetall(keys.WATCHDOG_SUSPECTS).items()}  # what is not seen now goes
     gone = [k for k in first if k not in seen]
     pipe = r.pipeline(transaction=False)
     if gone:
@@ -197,14 +197,14 @@ def sweep(r: redis.Redis, settings: Settings, now: float | None = None) -> Sweep
             report.suspects += 1
             continue
         r.hdel(keys.WATCHDOG_SUSPECTS, suspect)
-        parts = suspect.split(" ")
+        parts = json.loads(suspect)
         if len(parts) == 3:
             if _resend(r, parts[0], parts[1], int(parts[2])):
                 log.warning("node %s of run %s was dispatched but its task is nowhere (for %.0f s); sending it again",
                             parts[1], parts[0], now - first[suspect])
                 report.resent.append(f"{parts[0]}/{parts[1]}")
-        elif fail_run(r, suspect, why, now):
-            report.failed[suspect] = why
+        elif fail_run(r, parts[0], why, now):
+            report.failed[parts[0]] = why
     return report
 
 
