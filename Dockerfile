@@ -13,7 +13,8 @@ RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TOR
 
 WORKDIR /app
 COPY . /app
-RUN pip install -e /app
+# with Flower (the compose file's flower service runs `celery ... flower` from this image)
+RUN pip install -e "/app[flower]"
 
 EXPOSE 8188
 CMD ["nodefarm", "api", "--host", "0.0.0.0", "--port", "8188"]
