@@ -57,6 +57,14 @@ class PromptBody(Body):
     extra_data: dict[str, Any] | None = None
     partial_execution_targets: list[ShortName] | None = None
 
+    @field_validator("extra_data")
+    @classmethod
+    def _priority(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``extra_data["priority"]``, the run's priority level (worker/prompt_queue.py), is an integer."""
+        if value is not None and "priority" in value:
+            _priority_level(value["priority"], "extra_data.priority")
+        return value
+
     @field_validator("number", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
@@ -144,6 +152,30 @@ class JobsQuery(Query):
 
 class CancelJobsBody(Body):
     job_ids: Annotated[list[Any], Field(max_length=10_000)]
+
+
+PRIORITY_LIMIT = 1_000_000  # worker/prompt_queue.py PRIORITY_LIMIT
+
+
+def _priority_level(value: Any, name: str) -> int:
+    """A run's priority level (worker/prompt_queue.py: higher is admitted sooner): an integer (an
+    integral float too, never a bool or a string) within +-PRIORITY_LIMIT."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{name} must be an integer")
+    if abs(value) > PRIORITY_LIMIT:
+        raise ValueError(f"{name} must lie within -{PRIORITY_LIMIT} and {PRIORITY_LIMIT}")
+    return int(value)
+
+
+class JobPriorityBody(Body):
+    """``POST /api/jobs/<id>/priority``: a pending job's new priority level."""
+
+    priority: int
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, value: Any) -> int:
+        return _priority_level(value, "priority")
 
 
 # ---- memory, logs, users, settings, user data --------------------------------------------------------

@@ -92,6 +92,13 @@ class Settings:
     worker_name: str = ""
     # Runs executing at once on the farm; more wait in the queue. NODEFARM_MAX_ACTIVE_RUNS, default 4.
     max_active_runs: int = 4
+    # Runs of one client (its token's name, else its client id) executing at once; its other runs wait
+    # while the other clients' runs are admitted (worker/prompt_queue.py). NODEFARM_MAX_RUNS_PER_CLIENT,
+    # default 0: no cap.
+    max_runs_per_client: int = 0
+    # Finished runs kept in the history (/history, /api/jobs), oldest dropped first.
+    # NODEFARM_HISTORY_SIZE, default 10000 (ComfyUI's MAXIMUM_HISTORY_SIZE); listing stays fast at 100,000+.
+    history_size: int = 10000
     # Deliveries of one node before the run fails (a node that kills its worker). NODEFARM_MAX_NODE_ATTEMPTS, default 2.
     max_node_attempts: int = 2
     # Failures counted against one worker within blocklist_s that blocklist it for blocklist_s: a node
@@ -173,6 +180,8 @@ class Settings:
             comfyui_args=_env("NODEFARM_COMFYUI_ARGS", ""),
             worker_name=_env("NODEFARM_WORKER_NAME", f"w{os.getpid()}@{socket.gethostname()}"),
             max_active_runs=max(1, int(_env("NODEFARM_MAX_ACTIVE_RUNS", "4"))),
+            max_runs_per_client=max(0, int(_env("NODEFARM_MAX_RUNS_PER_CLIENT", "0"))),
+            history_size=max(1, int(_env("NODEFARM_HISTORY_SIZE", "10000"))),
             max_node_attempts=max(1, int(_env("NODEFARM_MAX_NODE_ATTEMPTS", "2"))),
             blocklist_failures=max(0, int(_env("NODEFARM_BLOCKLIST_FAILURES", "3"))),
             blocklist_s=max(1.0, float(_env("NODEFARM_BLOCKLIST_S", "600"))),

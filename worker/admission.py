@@ -42,7 +42,7 @@ def admit_next(farm: Farm, known: dict[str, QueueItem] | None = None) -> list[st
     ``known``: items this process queued (taken out of it as their runs start)."""
     admitted: list[str] = []
     while True:
-        pid = prompt_queue.pop_admittable(farm.r, farm.settings.max_active_runs)
+        pid = prompt_queue.pop_admittable(farm.r, farm.settings.max_active_runs, farm.settings.max_runs_per_client)
         if pid is None:
             break
         admitted.append(pid)
@@ -93,7 +93,7 @@ class Admitter:
 def run_ended(farm: Farm, pid: str) -> None:
     """After a run's last step: cache bookkeeping, history cap, and the next runs."""
     farm.cache.finished(pid)
-    history.trim(farm.r)
+    history.trim(farm.r, farm.settings.history_size)
     admit_next(farm)
 
 

@@ -2,7 +2,8 @@
 -- nodefarm's Redis Functions: the hot steps of a run, applied atomically inside Redis.
 --
 -- nf_enqueue a validated run joins the queue (and every client hears the new queue size).
--- nf_admit  the head of the queue starts running (when fewer than the maximum run).
+-- nf_admit  the next run of the queue starts running (when fewer than the maximum run): highest
+--           priority level first, submitters taking turns within a level (nf_dequeue, nf_requeue too).
 -- nf_start  a node task begins: checks it is the live dispatch, counts the attempt, registers it on
 --           its worker (for rescue), sends its start events; returns what the worker needs.
 -- nf_done   a node finished: the mirror of nodes/core/state.py node_done (status, waiters, dispatch,
@@ -311,26 +312,133 @@ local function nf_finish(keys, args)
   return 1
 end
 
--- nf_enqueue(KEYS = item, private, queue, running, events; pid, number, item JSON, private JSON or "")
--- queues a validated run and tells every client the new queue size, in one step
+-- The queue (worker/prompt_queue.py says why this order). Every pending run is in `queue` (id ->
+-- number) and in one lane, that of its priority level and submitter (id -> number); `levels` holds the
+-- levels with pending runs (level -> -level), a level's turns its submitters with pending runs (submitter
+-- -> turn: the lowest goes next; a served or newly arrived submitter takes the next turn number, so
+-- it goes after every other one waiting), `place` each pending run's [level, submitter], `who` the
+-- submitter of each running run (entries of runs no longer running are dropped as they are found).
+-- KEYS from `first` on: queue, running, events, levels, turn, place, who; ARGV 1, 2: the lane and
+-- turns key prefixes (worker/keys.py).
+local function Q(keys, first, args)
+  return {queue = keys[first], running = keys[first + 1], events = keys[first + 2], levels = keys[first + 3],
+    turn = keys[first + 4], place = keys[first + 5], who = keys[first + 6], lanes = args[1], turns = args[2]}
+end
+
+local function queue_remove(q, pid)
+  local removed = redis.call('ZREM', q.queue, pid)
+  local raw = redis.call('HGET', q.place, pid)
+  if raw then
+    redis.call('HDEL', q.place, pid)
+    local place = cjson.decode(raw)
+    local level, submitter = place[1], place[2]
+    local lane = q.lanes .. level .. ':' .. submitter
+    redis.call('ZREM', lane, pid)
+    if redis.call('EXISTS', lane) == 0 then
+      redis.call('ZREM', q.turns .. level, submitter)
+      if redis.call('EXISTS', q.turns .. level) == 0 then redis.call('ZREM', q.levels, level) end
+    end
+  end
+  return removed
+end
+
+local function queue_add(q, pid, number, level, submitter)
+  queue_remove(q, pid)
+  local turns = q.turns .. level
+  redis.call('ZADD', q.queue, number, pid)
+  redis.call('ZADD', q.lanes .. level .. ':' .. submitter, number, pid)
+  if not redis.call('ZSCORE', turns, submitter) then
+    redis.call('ZADD', turns, redis.call('INCR', q.turn), submitter)
+  end
+  redis.call('ZADD', q.levels, -tonumber(level), level)
+  redis.call('HSET', q.place, pid, cjson.encode({level, submitter}))
+end
+
+-- the run to admit: the head of the lane of the submitter whose turn it is, at the highest level where
+-- a submitter under the cap (0: none) waits -> pid, number, level, submitter (nil when none may start).
+-- Runs queued before lanes existed (no level holds anything) go by number.
+local function queue_pick(q, cap)
+  local counts = {}
+  local who = redis.call('HGETALL', q.who)
+  for i = 1, #who, 2 do
+    if redis.call('ZSCORE', q.running, who[i]) then
+      counts[who[i + 1]] = (counts[who[i + 1]] or 0) + 1
+    else
+      redis.call('HDEL', q.who, who[i])
+    end
+  end
+  for _, level in ipairs(redis.call('ZRANGE', q.levels, 0, -1)) do
+    for _, submitter in ipairs(redis.call('ZRANGE', q.turns .. level, 0, cap > 0 and -1 or 0)) do
+      if cap <= 0 or (counts[submitter] or 0) < cap then
+        local head = redis.call('ZRANGE', q.lanes .. level .. ':' .. submitter, 0, 0, 'WITHSCORES')
+        if #head > 0 then return head[1], head[2], level, submitter end
+      end
+    end
+  end
+  if redis.call('ZCARD', q.levels) == 0 then
+    local head = redis.call('ZRANGE', q.queue, 0, 0, 'WITHSCORES')
+    if #head > 0 then return head[1], head[2], nil, '' end
+  end
+  return nil
+end
+
+-- nf_enqueue(KEYS = item, private, queue keys; lane prefix, turns prefix, pid, number, item JSON,
+-- private JSON or "", level, submitter): queues a validated run in its lane and tells every client the
+-- new queue size, in one step
 local function nf_enqueue(keys, args)
-  redis.call('SET', keys[1], args[3])
-  if args[4] ~= '' then redis.call('SET', keys[2], args[4]) end
-  redis.call('ZADD', keys[3], args[2], args[1])
-  broadcast_status(keys[5], keys[3], keys[4])
+  local q = Q(keys, 3, args)
+  redis.call('SET', keys[1], args[5])
+  if args[6] ~= '' then redis.call('SET', keys[2], args[6]) end
+  queue_add(q, args[3], args[4], args[7], args[8])
+  broadcast_status(q.events, q.queue, q.running)
   return 1
 end
 
--- nf_admit(KEYS = queue, running, events; max active runs): moves the head of the queue to running
--- if fewer than that many run, and tells every client the queue size. -> its prompt id, or false
+-- nf_admit(KEYS = queue keys; lane prefix, turns prefix, max active runs, runs per client (0: any)):
+-- moves the next run (queue_pick) to running if fewer than the maximum run, gives its submitter's
+-- next run the next turn, and tells every client the queue size. -> its prompt id, or false
 local function nf_admit(keys, args)
-  if redis.call('ZCARD', keys[2]) >= tonumber(args[1]) then return false end
-  local head = redis.call('ZRANGE', keys[1], 0, 0, 'WITHSCORES')
-  if #head == 0 then return false end
-  redis.call('ZREM', keys[1], head[1])
-  redis.call('ZADD', keys[2], head[2], head[1])
-  broadcast_status(keys[3], keys[1], keys[2])
-  return head[1]
+  local q = Q(keys, 1, args)
+  if redis.call('ZCARD', q.running) >= tonumber(args[3]) then return false end
+  local pid, number, level, submitter = queue_pick(q, tonumber(args[4]))
+  if not pid then return false end
+  queue_remove(q, pid)
+  if level and redis.call('ZSCORE', q.turns .. level, submitter) then
+    redis.call('ZADD', q.turns .. level, 'XX', redis.call('INCR', q.turn), submitter)
+  end
+  redis.call('ZADD', q.running, number, pid)
+  redis.call('HSET', q.who, pid, submitter)
+  broadcast_status(q.events, q.queue, q.running)
+  return pid
+end
+
+-- nf_dequeue(KEYS = queue keys, then item and private key of each run; lane prefix, turns prefix,
+-- pids...): takes pending runs off the queue and drops their items; a status event when any was
+-- pending. -> how many were
+local function nf_dequeue(keys, args)
+  local q = Q(keys, 1, args)
+  local removed = 0
+  for i = 3, #args do
+    if queue_remove(q, args[i]) == 1 then
+      removed = removed + 1
+      redis.call('DEL', keys[8 + 2 * (i - 3)], keys[9 + 2 * (i - 3)])
+    end
+  end
+  if removed > 0 then broadcast_status(q.events, q.queue, q.running) end
+  return removed
+end
+
+-- nf_requeue(KEYS = item, queue keys; lane prefix, turns prefix, pid, item JSON, level, submitter):
+-- a pending run moves to another priority level (its item rewritten to say so), keeping its number.
+-- -> 1, or 0 when it is not pending (nothing changes)
+local function nf_requeue(keys, args)
+  local q = Q(keys, 2, args)
+  local number = redis.call('ZSCORE', q.queue, args[3])
+  if not number then return 0 end
+  redis.call('SET', keys[1], args[4])
+  queue_add(q, args[3], number, args[5], args[6])
+  broadcast_status(q.events, q.queue, q.running)
+  return 1
 end
 
 redis.register_function('nf_start', nf_start)
@@ -340,3 +448,5 @@ redis.register_function('nf_done', nf_done)
 redis.register_function('nf_finish', nf_finish)
 redis.register_function('nf_publish', nf_publish)
 redis.register_function{function_name = 'nf_version', callback = function() return VERSION end, flags = {'no-writes'}}
+redis.register_function('nf_dequeue', nf_dequeue)
+redis.register_function('nf_requeue', nf_requeue)

@@ -11,9 +11,18 @@ PREFIX = "nf:"
 
 # --- state Redis ------------------------------------------------------------------------------
 NUMBER = PREFIX + "number"  # INCR: ComfyUI's PromptServer.number
-QUEUE = PREFIX + "queue"  # ZSET pending prompt_id -> number
+QUEUE = PREFIX + "queue"  # ZSET pending prompt_id -> number (every pending run; admission order: prompt_queue.py)
+QUEUE_LEVELS = PREFIX + "queue:levels"  # ZSET priority level with pending runs -> -level (highest first)
+QUEUE_TURN = PREFIX + "queue:turn"  # INCR: the turns of submitters within a level
+QUEUE_PLACE = PREFIX + "queue:place"  # HASH pending prompt_id -> JSON [level, submitter] (its lane)
+QUEUE_TURNS_PREFIX = PREFIX + "queue:turns:"  # + level: ZSET submitter with pending runs there -> turn
+QUEUE_LANE_PREFIX = PREFIX + "queue:lane:"  # + "<level>:<submitter>": ZSET prompt_id -> number
 RUNNING = PREFIX + "running"  # ZSET running prompt_id -> number
-HISTORY = PREFIX + "history"  # ZSET prompt_id -> completion sequence
+RUNNING_SUBMITTERS = PREFIX + "running:submitters"  # HASH running prompt_id -> submitter (per-client cap)
+HISTORY = PREFIX + "history"  # ZSET prompt_id -> when it finished (unix s)
+JOBS_FACTS = PREFIX + "jobs:facts"  # HASH finished prompt_id -> JSON [status, workflow id]: indexed (history.py)
+JOBS_INDEX_PREFIX = PREFIX + "jobs:by:"  # + "<order>[:<status>]": ZSET finished prompt_id -> create time | duration (ms)
+JOBS_WORKFLOW_PREFIX = PREFIX + "jobs:wf:"  # + workflow id: ZSET finished prompt_id -> create time (ms)
 HISTORY_SEQ = PREFIX + "history:seq"  # INCR
 EVENTS = PREFIX + "events"  # STREAM of every event, relayed by API processes
 FILES = PREFIX + "files"  # STREAM of files saved by workers, landed by API hosts
@@ -84,6 +93,23 @@ def history_entry(pid: str) -> str:
 
 
 def worker_info(name: str) -> str:
+def queue_turns(level: int | str) -> str:
+    return f"{QUEUE_TURNS_PREFIX}{level}"
+
+
+def queue_lane(level: int | str, submitter: str) -> str:
+    return f"{QUEUE_LANE_PREFIX}{level}:{submitter}"
+
+
+def jobs_index(order: str, status: str = "") -> str:
+    """Finished runs by ``order`` (created | duration), all of them or those of one status."""
+    return f"{JOBS_INDEX_PREFIX}{order}:{status}" if status else f"{JOBS_INDEX_PREFIX}{order}"
+
+
+def jobs_workflow(workflow_id: str) -> str:
+    return f"{JOBS_WORKFLOW_PREFIX}{workflow_id}"
+
+
     return f"{PREFIX}worker:{name}"
 
 

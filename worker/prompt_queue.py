@@ -1,7 +1,22 @@
 """The farm-wide prompt queue (ComfyUI's PromptQueue): pending and running runs, their items.
 
-Pending runs wait in a ZSET ordered by ``number`` (``front`` submissions get a negative one);
-running runs sit in another ZSET while they execute. The item (what ``/queue`` shows) and what is
+Admission order, farm-wide (``nf_admit`` in functions.lua, :func:`admission_order` here):
+
+1. the highest priority level first: ``extra_data["priority"]`` (an integer, default 0; higher goes
+   sooner), changed while pending with ``POST /api/jobs/<id>/priority``;
+2. within a level, submitters take turns (round-robin): ``extra_data["nodefarm_submitter"]`` (the
+   token's name, else the client id, stamped by api/auth.py). A submitter served, or newly arrived,
+   takes the next turn, after every other submitter waiting there: one client's 500 queued runs delay
+   another client's single run by at most one run of each other client of its level;
+3. within a submitter, ComfyUI's order: lower ``number`` first (``front`` gives a negative number, so
+   it jumps ahead of that client's other runs; to jump ahead of other clients, raise the priority).
+
+A submitter that already runs ``NODEFARM_MAX_RUNS_PER_CLIENT`` runs is passed over (its turn keeps),
+so a lower level or another client goes instead. For a single client this is exactly ComfyUI's queue.
+
+In Redis: every pending run is in a ZSET by number (what counts, and what the legacy order was), and in
+its lane (a ZSET per level and submitter); the levels and each level's turns are ZSETs too, so admission
+is a handful of O(log n) steps in one Redis Function. The item (what ``/queue`` shows) and what is
 never shown (sensitive extra data, nodes whose validation runs again on the worker) are stored per
 run. ``status`` events tell every client the queue size after each change.
 """
@@ -9,6 +24,8 @@ run. ``status`` events tell every client the queue size after each change.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -40,12 +57,81 @@ def emit_status(r: redis.Redis) -> None:
     pipe.execute()
 
 
+SUBMITTER_KEY = "nodefarm_submitter"  # in extra_data: who submitted the run (api/auth.py stamps it)
+PRIORITY_KEY = "priority"  # in extra_data: the run's priority level (an integer; higher goes sooner)
+PRIORITY_LIMIT = 1_000_000  # levels lie within +- this
+
+
+def priority_of(extra_data: Mapping[str, Any]) -> int:
+    """The run's priority level: ``extra_data["priority"]`` when an integer within the limit, else 0."""
+    value = extra_data.get(PRIORITY_KEY)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return 0
+    if isinstance(value, float) and not value.is_integer():
+        return 0
+    return int(value) if abs(value) <= PRIORITY_LIMIT else 0
+
+
+def submitter_of(extra_data: Mapping[str, Any]) -> str:
+    """Whose turn a run takes: the submitter api/auth.py stamped, else the client id, else ""."""
+    for key in (SUBMITTER_KEY, "client_id"):
+        value = extra_data.get(key)
+        if value:
+            return str(value)
+    return ""
+
+
+@dataclass(frozen=True)
+class Lane:
+    """The pending runs of one submitter at one priority level, in ComfyUI's order (lower number first)."""
+
+    level: int
+    submitter: str
+    turn: float  # the lowest turn of a level goes next
+    pids: tuple[str, ...]
+
+
+def admission_order(lanes: Iterable[Lane]) -> list[str]:
+    """Pending runs in the order ``nf_admit`` starts them (no per-client cap in the way): levels from
+    the highest; within a level one run of each submitter in turn order, round after round."""
+    by_level: dict[int, list[Lane]] = {}
+    for lane in lanes:
+        by_level.setdefault(lane.level, []).append(lane)
+    order: list[str] = []
+    for level in sorted(by_level, reverse=True):
+        turns = sorted(by_level[level], key=lambda lane: (lane.turn, lane.submitter.encode()))
+        for i in range(max(len(lane.pids) for lane in turns)):
+            order.extend(lane.pids[i] for lane in turns if i < len(lane.pids))
+    return order
+
+
+def _queue_keys() -> list[str]:
+    """The keys every queue function takes (functions.lua ``Q``), and its two key prefixes."""
+    return [keys.QUEUE, keys.RUNNING, keys.EVENTS, keys.QUEUE_LEVELS, keys.QUEUE_TURN, keys.QUEUE_PLACE,
+            keys.RUNNING_SUBMITTERS]
+
+
+PREFIXES = (keys.QUEUE_LANE_PREFIX, keys.QUEUE_TURNS_PREFIX)
+
+
 def enqueue(r: redis.Redis, item: QueueItem) -> None:
-    """Queue a validated run and tell every client the queue size (one atomic step: ``nf_enqueue``)."""
+    """Queue a validated run in its lane and tell every client the queue size (one atomic step: ``nf_enqueue``)."""
     pid = item.prompt_id
     private = json.dumps(item.private()) if item.sensitive or item.deferred else ""
-    r.fcall("nf_enqueue", 5, keys.run_item(pid), keys.run_private(pid), keys.QUEUE, keys.RUNNING, keys.EVENTS,
-            pid, repr(float(item.number)), json.dumps(item.wire()), private)
+    fkeys = [keys.run_item(pid), keys.run_private(pid), *_queue_keys()]
+    r.fcall("nf_enqueue", len(fkeys), *fkeys, *PREFIXES, pid, repr(float(item.number)), json.dumps(item.wire()),
+            private, str(priority_of(item.extra_data)), submitter_of(item.extra_data))
+
+
+def set_priority(r: redis.Redis, pid: str, priority: int) -> bool:
+    """Move a pending run to priority level ``priority`` (its item says so); False when not pending."""
+    item = load_item(r, pid)
+    if item is None or r.zscore(keys.QUEUE, pid) is None:
+        return False
+    item.extra_data = {**item.extra_data, PRIORITY_KEY: int(priority)}
+    fkeys = [keys.run_item(pid), *_queue_keys()]
+    return bool(r.fcall("nf_requeue", len(fkeys), *fkeys, *PREFIXES, pid, json.dumps(item.wire()),
+                        str(priority_of(item.extra_data)), submitter_of(item.extra_data)))
 
 
 def load_item(r: Any, pid: str) -> QueueItem | None:
@@ -56,32 +142,80 @@ def load_item(r: Any, pid: str) -> QueueItem | None:
     return QueueItem.from_wire(json.loads(raw), json.loads(private) if private else None)
 
 
+def lanes(r: redis.Redis) -> tuple[list[Lane], list[str]]:
+    """(the lanes, pending runs in no lane by number) as one consistent snapshot."""
+    for _ in range(5):
+        with r.pipeline() as pipe:
+            try:
+                pipe.watch(keys.QUEUE, keys.QUEUE_LEVELS)
+                got = _read_lanes(pipe)
+                pipe.multi()
+                pipe.execute()
+                return got
+            except redis.WatchError:  # the queue moved meanwhile: read it again
+                continue
+    return _read_lanes(r)
+
+
+def _read_lanes(r: Any) -> tuple[list[Lane], list[str]]:
+    levels = [_s(x) for x in r.zrange(keys.QUEUE_LEVELS, 0, -1)]
+    turns: list[tuple[str, str, float]] = []
+    for level in levels:
+        turns += [(level, _s(sub), float(turn)) for sub, turn in r.zrange(keys.queue_turns(level), 0, -1, withscores=True)]
+    found = [Lane(int(level), sub, turn, tuple(_s(p) for p in r.zrange(keys.queue_lane(level, sub), 0, -1)))
+             for level, sub, turn in turns]
+    laned = sum(len(lane.pids) for lane in found)
+    rest: list[str] = []
+    if int(r.zcard(keys.QUEUE)) != laned:  # runs queued before lanes existed
+        inside = {p for lane in found for p in lane.pids}
+        rest = [p for p in (_s(x) for x in r.zrange(keys.QUEUE, 0, -1)) if p not in inside]
+    return found, rest
+
+
+def pending_ids(r: redis.Redis) -> list[str]:
+    """Pending runs in admission order."""
+    found, rest = lanes(r)
+    return admission_order(found) + rest
+
+
 def queue_items(r: redis.Redis) -> tuple[list[QueueItem], list[QueueItem]]:
-    """(running, pending) items in queue order."""
-    pipe = r.pipeline(transaction=False)
-    pipe.zrange(keys.RUNNING, 0, -1)
-    pipe.zrange(keys.QUEUE, 0, -1)
-    running_ids, pending_ids = pipe.execute()
-    ids = [_s(p) for p in running_ids] + [_s(p) for p in pending_ids]
+    """(running, pending) items: running by number, pending in admission order."""
+    running_ids = [_s(p) for p in r.zrange(keys.RUNNING, 0, -1)]
+    pending = pending_ids(r)
+    ids = running_ids + pending
     raw = r.mget([keys.run_item(p) for p in ids]) if ids else []
     items = [QueueItem.from_wire(json.loads(x)) if x else None for x in raw]
     n = len(running_ids)
     return [i for i in items[:n] if i], [i for i in items[n:] if i]
 
 
+def dequeue(r: redis.Redis, pids: list[str]) -> int:
+    """Take pending runs off the queue (their items dropped) in one step: how many were pending.
+    Every client hears the new queue size when any was."""
+    removed = 0
+    for i in range(0, len(pids), DEQUEUE_CHUNK):
+        chunk = pids[i:i + DEQUEUE_CHUNK]
+        fkeys = _queue_keys() + [k for p in chunk for k in (keys.run_item(p), keys.run_private(p))]
+        removed += int(r.fcall("nf_dequeue", len(fkeys), *fkeys, *PREFIXES, *chunk))
+    return removed
+
+
+DEQUEUE_CHUNK = 1000  # runs taken off per call (a cleared queue of 100,000 is 100 short steps)
+
+
 def delete_pending(r: redis.Redis, pids: list[str]) -> None:
-    for pid in pids:
-        if r.zrem(keys.QUEUE, pid):
-            r.delete(keys.run_item(pid), keys.run_private(pid))
-    emit_status(r)
+    if not dequeue(r, pids):
+        emit_status(r)
 
 
 def clear_pending(r: redis.Redis) -> None:
     delete_pending(r, [_s(p) for p in r.zrange(keys.QUEUE, 0, -1)])
 
 
-def pop_admittable(r: redis.Redis, max_active: int) -> str | None:
-    """Move the head of the queue to running if fewer than ``max_active`` runs run, and tell every
-    client the queue size (one atomic step: ``nf_admit``). The moved run's id, or None."""
-    pid = r.fcall("nf_admit", 3, keys.QUEUE, keys.RUNNING, keys.EVENTS, str(max_active))
+def pop_admittable(r: redis.Redis, max_active: int, per_client: int = 0) -> str | None:
+    """Move the next run (module docstring) to running if fewer than ``max_active`` runs run and its
+    submitter runs fewer than ``per_client`` (0: no cap), and tell every client the queue size (one
+    atomic step: ``nf_admit``). The moved run's id, or None."""
+    fkeys = _queue_keys()
+    pid = r.fcall("nf_admit", len(fkeys), *fkeys, *PREFIXES, str(max_active), str(per_client))
     return _s(pid) if pid else None

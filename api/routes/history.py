@@ -35,7 +35,7 @@ def post_history(body: ClearOrDelete) -> Response:
 
 
 @twin(bp, "/queue", methods=["GET"])
-@takes(summary="Running and pending runs")
+@takes(summary="Running runs, and pending runs in admission order (worker/prompt_queue.py)")
 def get_queue() -> Response:
     running, pending = prompt_queue.queue_items(farm().r)
     return json_response({"queue_running": [i.wire() for i in running], "queue_pending": [i.wire() for i in pending]})

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response
 
 from api.auth import SUBMITTER_KEY
 from api.routing import farm, json_response
-from api.schemas import CancelJobsBody, JobIdPath, JobsQuery
+from api.schemas import CancelJobsBody, JobIdPath, JobPriorityBody, JobsQuery
 from api.validate import takes
 from nodes.core.item import QueueItem
 from worker import cancel as cancelling
@@ -166,28 +167,23 @@ def queue_job(item: QueueItem, status: str, include_workflow: bool = False, star
 
 def history_job(pid: str, entry: dict[str, Any], include_outputs: bool = False, finished_at: float | None = None) -> dict[str, Any]:
     number, _pid, prompt, extra_data, _outputs = (list(entry.get("prompt") or []) + [None] * 5)[:5]
-    create_time, workflow_id = _meta(extra_data)
+    facts = history.job_facts(entry, finished_at)  # status and times as the jobs indexes have them
     status_info = entry.get("status") or {}
     outputs = entry.get("outputs") or {}
     count, previewable, preview = outputs_summary(outputs)
-    start, end, error, interrupted = _message_times(status_info.get("messages"))
-    status_str = status_info.get("status_str")
-    status = (CANCELLED if interrupted else FAILED) if status_str == "error" else COMPLETED
-    if create_time is None:
-        create_time = start or end or (int(finished_at * 1000) if finished_at else 0)
     job = _prune(
         {
             "id": pid,
-            "status": status,
+            "status": facts.status,
             "priority": number,
-            "create_time": create_time,
-            "execution_start_time": start,
-            "execution_end_time": end,
-            "execution_error": error,
+            "create_time": facts.create_time,
+            "execution_start_time": facts.start,
+            "execution_end_time": facts.end,
+            "execution_error": facts.error,
             "outputs_count": count,
             "previewable_outputs_count": previewable,
             "preview_output": preview,
-            "workflow_id": workflow_id,
+            "workflow_id": facts.workflow_id,
             "submitter": _submitter(extra_data),
         }
     )
@@ -220,22 +216,16 @@ def list_jobs(query: JobsQuery) -> Response:
     sort_by, sort_order, limit, offset = query.sort_by, query.sort_order, query.limit, max(0, query.offset)
 
     f = farm()
-    jobs: list[dict[str, Any]] = []
+    active: list[dict[str, Any]] = []
     if wanted & {IN_PROGRESS, PENDING}:
         running, pending = prompt_queue.queue_items(f.r)
         if IN_PROGRESS in wanted:
-            jobs += [queue_job(item, IN_PROGRESS, started=_started(item.prompt_id)) for item in running]
+            active += [queue_job(item, IN_PROGRESS, started=_started(item.prompt_id)) for item in running]
         if PENDING in wanted:
-            jobs += [queue_job(item, PENDING) for item in pending]
-    if wanted & {COMPLETED, FAILED, CANCELLED}:
-        finished = history.finish_times(f.r)
-        for pid, entry in history.get(f.r).items():
-            job = history_job(pid, entry, finished_at=finished.get(pid))
-            if job["status"] in wanted:
-                jobs.append(job)
+            active += [queue_job(item, PENDING) for item in pending]
     workflow_id = query.workflow_id
     if workflow_id:
-        jobs = [j for j in jobs if j.get("workflow_id") == workflow_id]
+        active = [j for j in active if j.get("workflow_id") == workflow_id]
 
     def key(job: dict[str, Any]) -> float:
         if sort_by == "execution_duration":
@@ -243,11 +233,18 @@ def list_jobs(query: JobsQuery) -> Response:
             return float(end - start) if start and end else 0.0
         return float(job.get("create_time") or 0)
 
-    jobs.sort(key=key, reverse=sort_order == "desc")
-    total = len(jobs)
-    page = jobs[offset:]
-    if limit is not None:
-        page = page[:limit]
+    desc = sort_order == "desc"
+    active.sort(key=key, reverse=desc)
+    finished = [s for s in (COMPLETED, FAILED, CANCELLED) if s in wanted]
+    history.sync(f.r)
+    order = "duration" if sort_by == "execution_duration" else "created"
+    source: history.Indexed
+    if workflow_id and finished and (order != "created" or len(finished) < 3):
+        source = history.Ranked(f.r, workflow_id, finished, order, desc)
+    else:  # one workflow's finished runs by creation time have an index of their own
+        index_keys = ([keys.jobs_workflow(workflow_id)] if workflow_id else history.statuses_key(order, finished)) if finished else []
+        source = history.Indexed(f.r, index_keys, desc)
+    page, total = _merged_page(active, source, key, offset, limit)
     return json_response(
         {
             "jobs": page,
@@ -255,6 +252,35 @@ def list_jobs(query: JobsQuery) -> Response:
                            "has_more": offset + len(page) < total},
         }
     )
+
+
+def _finished_jobs(ids: list[str]) -> list[dict[str, Any]]:
+    """Jobs of finished runs, in the order of ``ids`` (runs deleted meanwhile left out, and unindexed)."""
+    r = farm().r
+    found = history.entries(r, ids)
+    history.forget(r, [p for p in ids if p not in found])
+    times = history.finish_times(r, list(found))
+    return [history_job(p, found[p], finished_at=times.get(p)) for p in ids if p in found]
+
+
+def _merged_page(active: list[dict[str, Any]], source: history.Indexed, key: Callable[[dict[str, Any]], float],
+                 offset: int, limit: int | None) -> tuple[list[dict[str, Any]], int]:
+    """One page of the queued jobs (``active``, sorted) merged with the finished runs of ``source``
+    (sorted in Redis; a queued job goes before a finished one of the same key): the queued jobs'
+    places are counted (ZCOUNT), the finished jobs of the page read with one ZRANGE, whatever the
+    history's length."""
+    total = len(active) + source.count()
+    end = total if limit is None else min(total, offset + limit)
+    places = [i + n for i, n in enumerate(source.count_before([key(j) for j in active]))]
+    shown = {place: job for place, job in zip(places, active, strict=True) if offset <= place < end}
+    skipped = sum(1 for place in places if place < offset)
+    rest = iter(_finished_jobs(source.window(offset - skipped, end - offset - len(shown))))
+    page: list[dict[str, Any]] = []
+    for place in range(offset, end):
+        job = shown.get(place) or next(rest, None)
+        if job is not None:
+            page.append(job)
+    return page, total
 
 
 def find_job(pid: str) -> dict[str, Any] | None:
@@ -284,12 +310,8 @@ def get_job(job_id: str) -> Response:
 def cancel(pid: str) -> bool:
     """Dequeue a pending job or interrupt a running one; False for a finished or unknown id."""
     f = farm()
-    if f.r.zscore(keys.QUEUE, pid) is not None:
-        removed = bool(f.r.zrem(keys.QUEUE, pid))
-        if removed:
-            f.r.delete(keys.run_item(pid), keys.run_private(pid))
-            prompt_queue.emit_status(f.r)
-            return True
+    if f.r.zscore(keys.QUEUE, pid) is not None and prompt_queue.dequeue(f.r, [pid]):
+        return True
     if f.r.zscore(keys.RUNNING, pid) is not None:
         return bool(cancelling.interrupt(f, pid))
     return False
@@ -299,6 +321,18 @@ def cancel(pid: str) -> bool:
 @takes(path=JobIdPath, error_type="plain", summary="Cancel a pending or running job")
 def cancel_job(job_id: str) -> Response:
     return json_response({"cancelled": cancel(job_id)})
+
+
+@bp.route("/api/jobs/<job_id>/priority", methods=["POST"])
+@takes(path=JobIdPath, body=JobPriorityBody, error_type="plain",
+       summary="Change a pending job's priority level (higher is admitted sooner; worker/prompt_queue.py)")
+def set_job_priority(job_id: str, body: JobPriorityBody) -> Response:
+    f = farm()
+    if prompt_queue.set_priority(f.r, job_id, body.priority):
+        return json_response({"id": job_id, "status": PENDING, "priority_level": body.priority})
+    if find_job(job_id) is None:
+        return _error("Job not found", 404)
+    return _error("Job is not pending: only a queued job's priority can change", 409)
 
 
 @bp.route("/api/jobs/cancel", methods=["POST"])
