@@ -19,7 +19,7 @@ from pathlib import Path
 
 from api import auth
 from api.cli import blocklist as blocklist_cli
-from api.cli import submit, supervisor
+from api.cli import gpus, status, submit, supervisor
 from api.cli import token as token_cli
 from nodes.settings import Settings
 
@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--disable-metadata", action="store_true", help="no prompt/workflow in saved PNGs")
     up.add_argument("--multi-user", action="store_true", help="per-user settings and user data (comfy-user header)")
     up.add_argument("--max-upload-size", type=float, metavar="MB", help="upload limit in MB (default 100)")
-    up.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes on this host (default 2)")
+    up.add_argument("--workers", type=int, default=2, metavar="N",
+                    help="worker processes on this host (default 2; --gpus: one per GPU, N only when it finds none)")
     up.add_argument("--redis-url", metavar="URL",
                     help="use this Redis instead of starting private ones (default: NODEFARM_REDIS_URL)")
     up.add_argument("--insecure", action="store_true",
@@ -81,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--pool", choices=("prefork", "solo", "threads"), default="prefork",
                         help="Celery pool (default prefork)")
     worker.add_argument("--name", help="worker name, e.g. gpu0@%%h (default NODEFARM_WORKER_NAME or w<pid>@<host>)")
+    for one in (up, worker):
+        one.add_argument("--gpus", metavar="all|0,1,3",
+                         help="one supervised worker process per listed GPU (nvidia-smi index), pinned with "
+                              "CUDA_VISIBLE_DEVICES and named gpuN@<host>; `all` without a GPU starts CPU workers")
     worker.set_defaults(handler=cmd_worker)
     for one in (up, api, worker):
         one.add_argument("--comfyui", metavar="DIR", help="run the farm on this ComfyUI checkout: its nodes, models and custom nodes (NODEFARM_COMFYUI); ComfyUI flags nodefarm does not know are passed to it")
@@ -99,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     blocked = sub.add_parser("blocklist", help="list the bad-worker blocklist of a running farm, or lift a worker off it")
     blocklist_cli.add_arguments(blocked)
     blocked.set_defaults(handler=lambda ns: blocklist_cli.run(ns))
+
+    sub_status = sub.add_parser("status", help="the farm's workers, queue and recent runs in the terminal (--watch)")
+    status.add_arguments(sub_status)
+    sub_status.set_defaults(handler=lambda ns: status.run(ns))
     return parser
 
 
@@ -208,6 +217,9 @@ def cmd_up(ns: argparse.Namespace) -> int:
     if ns.workers < 0:
         print("nodefarm up: --workers must be 0 or more", file=sys.stderr)
         return 2
+    pinned = gpu_selection("up", ns)
+    if pinned is None:
+        return 2
     refusal = insecure_listen_refusal(ns)
     problem = token_file_problem(ns.auth_token_file or os.environ.get("NODEFARM_AUTH_TOKEN_FILE"))
     if refusal or problem:
@@ -216,15 +228,39 @@ def cmd_up(ns: argparse.Namespace) -> int:
     env = up_env(ns)
     if ns.auth_token_file or os.environ.get("NODEFARM_AUTH_TOKEN_FILE"):
         env["NODEFARM_API_TOKEN"] = auth.new_token()  # the farm's own (workers -> /internal), this start only
+    names, devices = gpus.pinning(pinned)  # --gpus: one worker per GPU; else N workers dealt over every GPU
     plan = supervisor.FarmPlan(
         env=env,
         host=env["NODEFARM_HOST"],
         port=ns.port,
-        workers=ns.workers,
+        workers=len(names) or ns.workers,
         redis_url=ns.redis_url or os.environ.get("NODEFARM_REDIS_URL") or None,
-        gpus=() if ns.cpu else supervisor.cuda_devices(),
+        gpus=devices if names else () if ns.cpu or ns.gpus else supervisor.cuda_devices(),
+        names=names,
     )
     return supervisor.run_farm(plan)
+
+
+def gpu_selection(command: str, ns: argparse.Namespace) -> gpus.Selection | None:
+    """What ``--gpus`` picks on this host (no GPUs without it), its note printed; None after an error."""
+    if not ns.gpus:
+        return gpus.Selection(())
+    problem = None
+    if getattr(ns, "cpu", False):
+        problem = "--gpus and --cpu exclude each other"
+    elif getattr(ns, "name", None):
+        problem = "--name cannot be combined with --gpus (each worker is named gpuN@<host>)"
+    try:
+        selection = None if problem else gpus.resolve(ns.gpus)
+    except gpus.GpuError as exc:
+        problem = str(exc)
+        selection = None
+    if selection is None:
+        print(f"nodefarm {command}: {problem}", file=sys.stderr)
+        return None
+    if selection.note:
+        print(f"nodefarm {command}: {selection.note}", file=sys.stderr)
+    return selection
 
 
 def cmd_api(ns: argparse.Namespace) -> int:
@@ -277,11 +313,30 @@ def cmd_tiny_checkpoint(ns: argparse.Namespace) -> int:
 
 
 def cmd_worker(ns: argparse.Namespace) -> int:
+    if ns.gpus:
+        return cmd_gpu_workers(ns)
     from worker.main import run_worker
 
     queues = [q.strip() for q in ns.queues.split(",") if q.strip()] if ns.queues else None
     run_worker(worker_settings(ns), queues or None, ns.concurrency, ns.pool)
     return 0
+
+
+def cmd_gpu_workers(ns: argparse.Namespace) -> int:
+    """``nodefarm worker --gpus``: one worker per GPU (``cpu0`` when ``all`` finds none), supervised
+    like ``nodefarm up``'s, joined to the farm's Redis."""
+    pinned = gpu_selection("worker", ns)
+    if pinned is None:
+        return 2
+    settings = worker_settings(ns)
+    names, devices = gpus.pinning(pinned)
+    args = [*(("--queues", ns.queues) if ns.queues else ()), "--concurrency", str(ns.concurrency), "--pool", ns.pool]
+    env = {"NODEFARM_REDIS_URL": settings.redis_url,
+           "NODEFARM_RESULT_REDIS_URL": settings.result_redis_url or settings.redis_url, **comfyui_env(ns)}
+    plan = supervisor.FarmPlan(env=env, host=DEFAULT_LISTEN, port=0, workers=len(names) or 1,
+                               redis_url=settings.redis_url, gpus=devices, names=names or ("cpu0",), api=False,
+                               worker_args=tuple(args))
+    return supervisor.run_farm(plan)
 
 
 def cmd_token(ns: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ short prefix (``api | ...``). A worker that exits on its own is started again, a
 doubles with each quick death (1 s up to 60 s; reset once it has run a minute), and the new process
 reports how often it was restarted in its heartbeat (``/system_stats``); its in-flight nodes are
 re-sent when it starts (:func:`worker.heartbeat.restarted`). The API or a Redis server that exits
-stops the whole farm with exit code 1.
+stops the whole farm with exit code 1. ``nodefarm worker --gpus`` runs the same supervisor with
+workers only (``FarmPlan.api`` False), one per GPU, named and pinned by :mod:`api.cli.gpus`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ class FarmPlan:
     workers: int
     redis_url: str | None = None  # None: start the two private redis-servers
     gpus: tuple[str, ...] = ()  # CUDA_VISIBLE_DEVICES values, dealt round-robin to the workers
+    names: tuple[str, ...] = ()  # worker i's name before "@host" (default w<i>); --gpus: gpu<N> (api/cli/gpus.py)
+    api: bool = True  # False: workers only (`nodefarm worker --gpus`), joined to redis_url; no API, no Redis
+    worker_args: tuple[str, ...] = ()  # appended to each worker's `nodefarm worker` command line
+
+    def worker_name(self, index: int) -> str:
+        return self.names[index] if index < len(self.names) else f"w{index}"
 
 
 class Output:
@@ -258,7 +265,7 @@ def parse_nvidia_smi(listing: str) -> tuple[str, ...]:
 def worker_env(plan: FarmPlan, env: dict[str, str], index: int, host: str) -> dict[str, str]:
     """The environment of worker ``index``: its name, its GPU (round-robin over ``plan.gpus``) and
     NODEFARM_HOST_WORKERS, how many worker processes this supervisor starts on this host (they share its cores)."""
-    out = {**env, "NODEFARM_WORKER_NAME": f"w{index}@{host}", "NODEFARM_HOST_WORKERS": str(plan.workers)}
+    out = {**env, "NODEFARM_WORKER_NAME": f"{plan.worker_name(index)}@{host}", "NODEFARM_HOST_WORKERS": str(plan.workers)}
     if plan.gpus:
         out["CUDA_VISIBLE_DEVICES"] = plan.gpus[index % len(plan.gpus)]
     return out
@@ -303,9 +310,11 @@ class Farm:
 
     def _start(self) -> None:
         plan = self.plan
+        if not plan.api and plan.redis_url is None:
+            raise SupervisorError("workers without an API need the farm's Redis: --redis-url URL or NODEFARM_REDIS_URL")
         if plan.redis_url is None and shutil.which("redis-server") is None:
             raise SupervisorError(REDIS_INSTALL_HINT)
-        if not port_is_free(plan.host, plan.port):
+        if plan.api and not port_is_free(plan.host, plan.port):
             raise SupervisorError(f"port {plan.port} on {plan.host} is in use (another ComfyUI or nodefarm?); pick one with --port")
         env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -320,13 +329,15 @@ class Farm:
             self.say(f"private Redis in {self.tmpdir}: state {env['NODEFARM_REDIS_URL']}, results {env['NODEFARM_RESULT_REDIS_URL']}")
         else:
             env["NODEFARM_REDIS_URL"] = plan.redis_url
-        env["NODEFARM_HOST"], env["NODEFARM_PORT"] = plan.host, str(plan.port)
         cli = [sys.executable, "-m", "api.cli.main"]
-        self.apps.append(spawn("api", [*cli, "api"], env, self.out))
+        if plan.api:
+            env["NODEFARM_HOST"], env["NODEFARM_PORT"] = plan.host, str(plan.port)
+            self.apps.append(spawn("api", [*cli, "api"], env, self.out))
         host = socket.gethostname()
         for i in range(plan.workers):
-            self.apps.append(spawn(f"w{i}", [*cli, "worker"], worker_env(plan, env, i, host), self.out))
-        self._wait_until_up(env["NODEFARM_REDIS_URL"], [f"w{i}@{host}" for i in range(plan.workers)])
+            self.apps.append(spawn(plan.worker_name(i), [*cli, "worker", *plan.worker_args],
+                                   worker_env(plan, env, i, host), self.out))
+        self._wait_until_up(env["NODEFARM_REDIS_URL"], [f"{plan.worker_name(i)}@{host}" for i in range(plan.workers)])
 
     def _wait_until_up(self, redis_url: str, workers: list[str]) -> None:
         """Until the API accepts connections and every worker has sent a heartbeat since we started."""
@@ -335,7 +346,7 @@ class Farm:
         from worker import keys
 
         since, probe = time.time(), probe_host(self.plan.host)
-        api_up, waiting = False, set(workers)
+        api_up, waiting = not self.plan.api, set(workers)
         try:
             client = redis.Redis.from_url(redis_url, socket_timeout=2.0)
         except ValueError as exc:
@@ -349,6 +360,9 @@ class Farm:
                     except redis.RedisError:
                         beats = []
                     waiting -= {name for name, beat in zip(sorted(waiting), beats, strict=False) if beat and beat >= since}
+                if api_up and not waiting and not self.plan.api:
+                    self.say(f"{len(workers)} workers joined the farm: {', '.join(workers)}")
+                    return
                 if api_up and not waiting:
                     shown = f"[{probe}]" if ":" in probe else probe
                     self.say(f"nodefarm is up: http://{shown}:{self.plan.port}/ ({len(workers)} workers)")
