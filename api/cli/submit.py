@@ -1,7 +1,8 @@
 """``nodefarm submit``: post an API-format workflow to a nodefarm (or ComfyUI) server and follow it.
 
 Progress and errors go to stderr; stdout carries only the results (the prompt id, or with ``--wait``
-one absolute path per saved file), so the command composes in scripts.
+one absolute path per saved file), so the command composes in scripts. Progress is a bar per running
+node when stderr is a terminal (:mod:`api.cli.progress`), plain lines when it is not.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import requests
 import websocket
+
+from api.cli.progress import NodeBars
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 TRACEBACK_TAIL = 8
@@ -124,6 +127,7 @@ class Follower:
         self.prompt_id: str | None = None
         self.failure: str | None = None
         self.last_progress = 0.0
+        self.bars: NodeBars | None = None  # a terminal: a progress bar per node instead of plain lines
 
     def messages(self) -> Iterator[dict[str, Any]]:
         while True:
@@ -162,6 +166,8 @@ class Follower:
         return "?"
 
     def show(self, kind: str, data: dict[str, Any]) -> None:
+        if self.bars is not None and self.bars.update(kind, data):
+            return
         node = data.get("node")
         if kind == "execution_start":
             _progress(f"execution_start {self.prompt_id}")
@@ -271,12 +277,17 @@ def submit_and_wait(server: str, body: dict[str, Any], timeout: float, token: st
         prompt_id = post_prompt(server, body, token)
         _progress(f"prompt_id {prompt_id}")
         follower = Follower(conn, body["prompt"], deadline)
+        if sys.stderr.isatty():
+            follower.bars = NodeBars(sys.stderr, follower.class_of)
         try:
             follower.follow(prompt_id)
         except TimeoutError:
             raise
         except (websocket.WebSocketException, OSError) as exc:  # socket lost: the history still tells
             _progress(f"websocket closed ({exc or type(exc).__name__}); polling /history")
+        finally:
+            if follower.bars is not None:
+                follower.bars.close()
     finally:
         conn.close()
     entry = history_entry(server, prompt_id, deadline, token)

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -44,14 +45,23 @@ def live_devices() -> list[dict]:
     names = [n.decode() if isinstance(n, bytes) else n for n in f.r.zrange(keys.WORKERS, 0, -1)]
     devices: list[dict] = []
     blocked = blocklist.entries(f.r) if names else {}  # worker/blocklist.py; api/routes/blocklist.py lifts
+    pipe = f.r.pipeline(transaction=False)
+    for n in names:
+        pipe.hvals(keys.worker_running(n))
+    running = dict(zip(names, pipe.execute(), strict=True)) if names else {}
+    now = time.time()
     for raw in f.r.mget([keys.worker_info(n) for n in names]) if names else []:
         if raw:
             info = json.loads(raw)
             entry = blocked.get(info["name"])
+            # what it executes now (`nodefarm status`): [pid, node id, seq] payloads of its running hash
+            busy = [{"prompt_id": p[0], "node": p[1]} for p in map(json.loads, running.get(info["name"], []))]
             for d in info.get("devices", []):
                 devices.append({**d, "name": f"{d['name']} ({info['name']})", "models": info.get("models", []),
                                 "restarts": info.get("restarts", 0), "worker": info["name"],
-                                "blocklisted": entry.to_json() if entry is not None else None})
+                                "blocklisted": entry.to_json() if entry is not None else None,
+                                "host": info.get("host"), "heartbeat_age": round(max(0.0, now - float(info.get("beat") or now)), 1),
+                                "running": busy})
     return devices
 
 
