@@ -20,12 +20,20 @@ CHROMIUM := /usr/bin/chromium
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv up test lint chromium compose redis-check bench clean distclean
+.PHONY: help venv up test lint chromium compose redis-check bench clean distclean dashboard
+
+# The dashboard (/nodefarm/): frontend/dashboard/ built with npm (vite) into frontend/dashboard/dist/ (ignored), the
+# API serves it. npm ci when the lock file changes, npm run build when a source is newer than the build.
+DASHBOARD := frontend/dashboard
+DASHBOARD_BUILT := $(DASHBOARD)/dist/index.html
+DASHBOARD_DEPS := $(DASHBOARD)/node_modules/.package-lock.json
+DASHBOARD_SRC := $(shell find $(DASHBOARD)/src -type f 2>/dev/null) $(addprefix $(DASHBOARD)/,index.html vite.config.js package.json package-lock.json)
 
 help:
 	@echo "make up      run Redis, the API and workers on http://127.0.0.1:8188/ (ARGS='--workers 4 --listen --auth-token-file tokens.txt')"
 	@echo "make test    ruff, mypy and every test (unit, integration, e2e)"
 	@echo "make bench   print the benchmark tables"
+	@echo "make dashboard  build the dashboard (/nodefarm/) from frontend/dashboard/ with npm (up and test do it)"
 	@echo "make lint | venv | chromium | compose | redis-check | clean | distclean"
 
 venv: $(STAMP)
@@ -37,10 +45,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e '.[test,comfyui]' </dev/null
 	@touch $@
 
-up: venv
+up: venv dashboard
 	$(BIN)/nodefarm up $(ARGS)
 
-test: venv chromium compose redis-check
+test: venv chromium compose redis-check dashboard
 	$(BIN)/ruff check api worker nodes tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
@@ -48,6 +56,16 @@ test: venv chromium compose redis-check
 lint: venv
 	$(BIN)/ruff check api worker nodes tests bench
 	$(BIN)/mypy
+
+dashboard: $(DASHBOARD_BUILT)
+
+$(DASHBOARD_DEPS): $(DASHBOARD)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found. The dashboard is built with Node.js 18+ and npm (Debian: sudo apt-get install nodejs npm)." >&2; exit 1; }
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund </dev/null
+
+$(DASHBOARD_BUILT): $(DASHBOARD_SRC) $(DASHBOARD_DEPS)
+	cd $(DASHBOARD) && npm run build </dev/null
+	@touch $@
 
 chromium:
 	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \

@@ -40,6 +40,7 @@ from flask_sock import Sock
 from flask_socketio import SocketIO, join_room
 
 from api import auth as auth_rules
+from api import dashboard
 from api import origin as origin_rules
 from nodes.settings import Settings
 from worker import events, keys, prompt_queue
@@ -173,6 +174,7 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
     socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=origin_allowed, logger=False,
                         engineio_logger=False)
     features = {**SERVER_FEATURES, "max_upload_size": settings.max_upload_mb * 1024 * 1024}
+    dashboard.install(app, socketio, settings)  # /nodefarm/ gets farm-wide events in its own namespace
 
     def ws_handler(ws: Any) -> None:
         sid = request.args.get("clientId") or uuid.uuid4().hex
@@ -365,6 +367,8 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
     except redis.RedisError:
         hub.relay_last = "0-0"
 
+    board = dashboard.of(socketio)
+
     def loop() -> None:
         registries = events.ProgressRegistry()
         last = hub.relay_last
@@ -386,6 +390,11 @@ def start_relay(settings: Settings, hub: Hub, socketio: SocketIO, stop: threadin
                             deliver(fields, registries)
                         except Exception:  # one bad event must not stop the relay
                             log.exception("relay: cannot deliver an event")
+                        try:
+                            if board is not None:
+                                board.relay(last, fields)
+                        except Exception:
+                            log.exception("relay: cannot send an event to the dashboards")
                         to = fields.get(b"to", b"").decode()
                         if to not in ("", "*"):
                             reached[to] = last

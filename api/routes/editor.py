@@ -7,7 +7,7 @@
   the import of ``scripts/app.js``/``scripts/api.js`` prepended, after the import of
   ``/nodefarm/editor_compat.js`` (``api/routes/editor_compat.js``: gives nodes their ``type`` before such
   scripts' ``nodeCreated`` looks at it); scripts that import or declare them are served byte for byte.
-* ``/nodefarm/`` keeps the farm's own dashboard page.
+* ``/nodefarm/`` is the farm's own dashboard, built from ``frontend/dashboard/`` into its ``dist/`` (``api/dashboard.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ log = logging.getLogger("nodefarm.api.editor")
 bp = Blueprint("editor", __name__)
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend"
+DASHBOARD_BUILD = DASHBOARD_DIR / "dashboard" / "dist"  # `npm run build` of frontend/dashboard/ (the Makefile runs it)
+MISSING_BUILD = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>nodefarm</title></head><body>"
+                 "<h1>nodefarm</h1><p>The farm dashboard is not built: <code>frontend/dashboard/dist/</code> is missing. "
+                 "Run <code>make up</code> (or <code>make dashboard</code>), which builds it with npm, then reload.</p>"
+                 "<p>The API speaks ComfyUI's protocol meanwhile: <code>POST /prompt</code>, <code>/ws</code>, "
+                 "<code>/history</code>, <code>/view</code>.</p></body></html>")
 COMPAT_SCRIPT = "/nodefarm/editor_compat.js"
 COMPAT_FILE = Path(__file__).resolve().parent / "editor_compat.js"
 GLOBALS = {"app": "scripts/app.js", "api": "scripts/api.js"}
@@ -105,9 +111,21 @@ def index() -> Response:
 
 @bp.route("/nodefarm/", methods=["GET"])
 def dashboard() -> Response:
-    response = send_from_directory(DASHBOARD_DIR, "index.html", max_age=0)
+    """The dashboard built from ``frontend/dashboard/`` (``make`` builds it), or a page saying how to build it."""
+    if not (DASHBOARD_BUILD / "index.html").is_file():
+        return Response(MISSING_BUILD, mimetype="text/html")
+    response = send_from_directory(DASHBOARD_BUILD, "index.html", max_age=0)
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@bp.route("/nodefarm/assets/<path:path>", methods=["GET", "HEAD"])
+def dashboard_asset(path: str) -> Response:
+    """The dashboard's bundle: file names carry a content hash, so they are cached for good."""
+    assets = DASHBOARD_BUILD / "assets"
+    if safe_join(str(assets), path) is None or not (assets / path).is_file():
+        abort(404)
+    return send_from_directory(assets, path, max_age=365 * 86400)
 
 
 @bp.route(COMPAT_SCRIPT, methods=["GET"])
