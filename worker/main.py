@@ -103,3 +103,7 @@ def run_worker(settings: Settings, queues: list[str] | None, concurrency: int, p
         app.worker_main(argv)
     finally:
         stop.set()
+        try:  # a clean stop: kombu put what it had prefetched back on its queue; nothing to re-send later
+            state.delete(keys.worker_reserved(settings.worker_name))
+        except redis.RedisError:
+            pass

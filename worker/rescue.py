@@ -121,7 +121,7 @@ class Holdings:
 
 def _node(request: Any) -> tuple[str, tuple[str, str, int]] | None:
     """(delivery tag, (pid, node, seq)) of a Celery request for a node task, or None."""
-    if request is None or getattr(request, "name", None) != keys.NODE_TASK:
+    if request is None or getattr(request, "type", None) != keys.NODE_TASK:  # its name may be a shadow (nf.node:<class>)
         return None
     try:
         return str(request.message.delivery_tag), (str(request.args[0]), str(request.args[1]), int(request.args[2]))

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -147,6 +148,35 @@ def test_a_burst_with_a_worker_sigkilled_loses_no_prefetched_node(tmp_path: Path
             farm.start_worker(rep % 2)
             farm.wait_workers(2)
         assert rescued_total >= 1, "no kill caught a prefetched node: the scenario did not happen"
+    finally:
+        farm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_stopped_cleanly_leaves_its_prefetched_node_to_the_broker_alone(tmp_path: Path) -> None:
+    """SIGTERM (warm shutdown) while a worker runs one node and holds another: kombu puts the held one
+    back on its queue, so the worker's record of it is cleared and its restart re-sends nothing; every
+    node runs once."""
+    farm = Farm(tmp_path, workers=1)
+    try:
+        for rep in range(REPEATS):
+            tag = f"term{rep}"
+            pids = [farm.submit({
+                "1": {"class_type": "TestSlowValue", "inputs": {"value": rep * 10 + i, "seconds": 1.5, "tag": tag}},
+                "2": {"class_type": "TestFloatOutput", "inputs": {"value": ["1", 0]}},
+            }) for i in range(3)]
+            deadline = time.time() + 30
+            while not (held := farm.r.hlen("nf:worker:w0@test:reserved")) and time.time() < deadline:
+                time.sleep(0.005)
+            farm.procs["w0"].send_signal(signal.SIGTERM)  # to the worker alone: Celery's warm shutdown
+            farm.procs["w0"].wait(60)
+            left = farm.r.hlen("nf:worker:w0@test:reserved")
+            farm.start_worker(0)
+            took = wait_finished(farm, pids, timeout=90)
+            assert (held, left) == (1, 0)
+            assert len(marks(farm, tag)) == 3
+            figure(f"clean stop {rep + 1}: held {held} prefetched at SIGTERM, {left} left recorded after it; "
+                   f"3 runs ended {took:.1f} s after the restart, 3 executions for 3 nodes")
     finally:
         farm.stop()
 
