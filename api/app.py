@@ -17,6 +17,7 @@ from api.routes import (
     internal,
     jobs,
     memory,
+    metrics,
     models,
     pack_routes,
     prompt,
@@ -38,7 +39,7 @@ def create_app(farm: Farm, admitter: Admitter) -> tuple[Flask, SocketIO, Hub]:
     browser.install(app, farm.settings.cors_origins)
     auth.install(app, farm.settings.auth_token_file, farm.settings.api_token)  # after the Origin guard
     for routes in (prompt, history, files, info, userdata, jobs, models, templates, memory, internal, openapi,
-                   blocklist):
+                   blocklist, metrics):
         app.register_blueprint(routes.bp)
     app.register_error_handler(Invalid, lambda exc: exc.response())
     internal.install_logs()

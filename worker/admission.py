@@ -23,7 +23,7 @@ from nodes.core.inputs import unwrap
 from nodes.core.item import QueueItem
 from nodes.core.signature import compute_keys
 from nodes.core.state import ErrorInfo, NodeSpec, RunState, Step, admit, node_failed
-from worker import history, keys, prompt_queue, runstore, watchdog
+from worker import history, keys, metrics, prompt_queue, runstore, watchdog
 from worker.execute import map_over_list
 from worker.farm import Farm
 
@@ -230,6 +230,7 @@ def start_run(farm: Farm, pid: str, item: QueueItem | None = None) -> None:
     place_model_loads(farm, st, set(cached))
     step = admit(st, cached, {n: ui_by_key.get(run_keys[n]) for n in cached}, now)
     _create(farm, st, step, now)
+    metrics.cached_at_admission(farm.r, len(cached))
 
 
 def _create(farm: Farm, st: RunState, step: Step, now: int) -> None:

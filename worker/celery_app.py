@@ -42,7 +42,10 @@ def reliable_conf(time_limit: int, visibility: int = 0) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
-        "worker_send_task_events": False,
+        # task events for Flower and `celery events` (README, "Flower"); node tasks are published by the
+        # run functions (worker/functions.lua publish), whose headers give them readable names and args
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "worker_soft_shutdown_timeout": 10,
         # a pool child boots before it reports up; with --comfyui that imports the user's ComfyUI
         # (torch, transformers, its node packs): often well past Celery's default of 4 s
@@ -55,11 +58,12 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(reliable_conf(settings.node_time_limit, settings.visibility_timeout),
                     task_default_queue=keys.SHARED_QUEUE)
 
-    @app.task(name=keys.NODE_TASK, ignore_result=True, acks_late=True)
-    def node_task(pid: str, nid: str, seq: int = 1) -> None:
+    @app.task(name=keys.NODE_TASK, ignore_result=True, acks_late=True, bind=True)
+    def node_task(self: Any, pid: str, nid: str, seq: int = 1) -> None:
         from worker.task import execute_task
 
-        execute_task(runtime(app).farm(), pid, nid, int(seq))
+        sent = getattr(self.request, "nf_sent", None)  # a header of the message (worker/functions.lua publish)
+        execute_task(runtime(app).farm(), pid, nid, int(seq), sent if isinstance(sent, (int, float)) else None)
 
     return app
 

@@ -102,8 +102,19 @@ end
 
 -- A node task on its Celery queue: the message kombu's Redis transport would push for
 -- send_task(NODE_TASK, [pid, nid, seq]) (Celery protocol 2, JSON body, no body encoding), so the
--- task leaves in the same atomic step that made the node ready.
-local function publish(pid, nid, seq, holder)
+-- task leaves in the same atomic step that made the node ready. For Flower and `celery inspect`, its
+-- name (shadow) and args (argsrepr) say what it is ("nf.node:KSampler", "KSampler #3 of <run>"), and
+-- nf_sent (when it was queued, the state Redis's clock) lets the worker measure its wait (worker/metrics.py).
+local function node_class(keys, nid)
+  local spec = redis.call('HGET', keys[K.spec], nid) or ''
+  local class = string.match(spec, '^{"class_type":%s*"([^"\\]*)"')
+  if class then return class end
+  local ok, decoded = pcall(cjson.decode, spec)
+  if ok and type(decoded) == 'table' and type(decoded.class_type) == 'string' then return decoded.class_type end
+  return '?'
+end
+
+local function publish(keys, pid, nid, seq, holder)
   local n = redis.call('INCR', MESSAGE_SEQ)
   local h = redis.sha1hex(pid .. '\0' .. nid .. '\0' .. seq .. '\0' .. n)
   local id = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-' .. string.sub(h, 13, 16) .. '-'
@@ -111,10 +122,14 @@ local function publish(pid, nid, seq, holder)
   local queue = holder ~= '' and (WORKER_QUEUE_PREFIX .. holder) or SHARED_QUEUE
   local args = '[' .. J(pid) .. ',' .. J(nid) .. ',' .. seq .. ']'
   local body = '[' .. args .. ',{},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
+  local class = node_class(keys, nid)
+  local shown = class .. ' #' .. nid .. ' of ' .. pid .. (seq ~= '1' and (' (dispatch ' .. seq .. ')') or '')
+  local t = redis.call('TIME')
   local message = '{"body":' .. J(body) .. ',"content-encoding":"utf-8","content-type":"application/json","headers":{'
-    .. '"lang":"py","task":"' .. NODE_TASK .. '","id":"' .. id .. '","shadow":null,"eta":null,"expires":null,'
+    .. '"lang":"py","task":"' .. NODE_TASK .. '","id":"' .. id .. '","shadow":' .. J(NODE_TASK .. ':' .. class) .. ',"eta":null,"expires":null,'
     .. '"group":null,"group_index":null,"retries":0,"timelimit":[null,null],"root_id":"' .. id .. '","parent_id":null,'
-    .. '"argsrepr":' .. J(args) .. ',"kwargsrepr":"{}","origin":"nodefarm","ignore_result":true,'
+    .. '"argsrepr":' .. J(shown) .. ',"kwargsrepr":"{}","origin":"nodefarm","ignore_result":true,'
+    .. '"nf_sent":' .. t[1] .. '.' .. string.format('%06d', tonumber(t[2])) .. ','
     .. '"replaced_task_nesting":0,"stamped_headers":null,"stamps":{}},"properties":{"correlation_id":"' .. id .. '",'
     .. '"reply_to":null,"delivery_mode":2,"delivery_info":{"exchange":"","routing_key":' .. J(queue) .. '},'
     .. '"priority":0,"delivery_tag":"' .. string.sub(h, 1, 8) .. '-' .. string.sub(h, 33, 40) .. '"}}'
@@ -160,7 +175,7 @@ local function dispatch(keys, pid, nid, out, alive_after)
     end
   end
   out[#out + 1] = {nid, tostring(seq), holder}
-  publish(pid, nid, tostring(seq), holder)
+  publish(keys, pid, nid, tostring(seq), holder)
 end
 
 local function finish(keys, pid, client, outcome, now)
@@ -180,6 +195,7 @@ local function finish(keys, pid, client, outcome, now)
     .. (ok and 'success' or 'error') .. '","completed":' .. (ok and 'true' or 'false') .. ',"messages":['
     .. table.concat(msgs, ',') .. ']},"meta":{' .. table.concat(meta, ',') .. '}}'
   redis.call('HSET', keys[K.meta], 'end', outcome)
+  redis.call('HINCRBY', METRICS, '["runs",' .. J(outcome) .. ']', 1)  -- runs ended, by outcome (worker/metrics.py)
   redis.call('SET', keys[K.history_entry], entry)
   redis.call('ZADD', keys[K.history], tonumber(now) / 1000, pid)
   redis.call('ZREM', keys[K.running], pid)
@@ -300,7 +316,7 @@ end
 local function nf_publish(keys, args)
   local pid, n = args[1], tonumber(args[2])
   for i = 0, n - 1 do
-    publish(pid, args[3 + 3 * i], args[4 + 3 * i], args[5 + 3 * i])
+    publish(keys, pid, args[3 + 3 * i], args[4 + 3 * i], args[5 + 3 * i])
   end
   return n
 end

@@ -38,6 +38,7 @@ def library() -> tuple[str, str]:
         f"local EVENTS_TTL = {EVENTS_TTL_S}",
         f"local COMPUTED_TTL = {COMPUTED_TTL_S}",
         f"local MESSAGE_SEQ = '{keys.MESSAGE_SEQ}'",
+        f"local METRICS = '{keys.METRICS}'",
         f"local BIG_RESULT = {BIG_RESULT}",
         f"local NODE_TASK = '{keys.NODE_TASK}'",
         f"local SHARED_QUEUE = '{keys.SHARED_QUEUE}'",

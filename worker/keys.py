@@ -36,6 +36,7 @@ COMPUTED = PREFIX + "computed"  # ZSET cache key -> when a node last computed it
 BLOCKLIST = PREFIX + "blocklist"  # HASH worker name -> JSON {since, until, reason, failures} (worker/blocklist.py)
 FAILED = PREFIX + "failed"  # HASH cache key -> JSON {class, error, workers: {name: unix s}}: recent node failures
 FAILED_AT = PREFIX + "failed:at"  # ZSET cache key -> when it last failed (unix s), to prune FAILED
+METRICS = PREFIX + "metrics"  # HASH JSON [metric, labels...] -> count: farm-wide counters (worker/metrics.py)
 
 
 # A run's state: hashes keyed by node id (worker/runstore.py; nodes/core/state.py names the fields).

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,19 @@ from nodes.core.state import (
     display_id,
     execution_error,
 )
-from worker import blocklist, context, events, expansion, files, functions, keys, lazy, prompt_queue, runstore
+from worker import (
+    blocklist,
+    context,
+    events,
+    expansion,
+    files,
+    functions,
+    keys,
+    lazy,
+    metrics,
+    prompt_queue,
+    runstore,
+)
 from worker.advance import advance
 from worker.context import NodeContext
 from worker.errors import ResultLost
@@ -49,13 +62,15 @@ from worker.farm import Farm
 
 log = logging.getLogger("nodefarm.task")
 
-def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
+def execute_task(farm: Farm, pid: str, nid: str, seq: int, sent: float | None = None) -> None:
+    """``sent``: when the task was queued (unix s), for the wait-time metric."""
     worker = farm.settings.worker_name
     if blocklist.bounce(farm, pid, nid, seq) is not None:
         return  # this worker is blocklisted: a healthy one runs the node
     started = functions.start(farm.r, pid, nid, seq, worker, farm.settings.max_node_attempts)
     if started is None:
         return  # a duplicate delivery, or a node of a run that already ended
+    began = time.monotonic()
     outcome: Outcome | RetryElsewhere | None = None
     try:
         ctx = NodeContext(pid, nid, started.client_id, NodeSpec.from_json(started.spec))
@@ -85,6 +100,7 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int) -> None:
     finally:
         if not isinstance(outcome, Done):  # nf_done unregisters a finished node itself
             farm.r.hdel(keys.worker_running(worker), f"{pid} {nid}")
+        metrics.node_done(farm.r, worker, str(started.spec.get("class_type")), outcome, time.monotonic() - began, sent)
 
 
 @dataclass(frozen=True)
