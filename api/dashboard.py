@@ -70,7 +70,7 @@ def _ms(entry_id: str) -> int:
 def workers(r: redis.Redis, results: redis.Redis, heartbeat_s: float, progress: dict[str, dict[str, list]] | None = None) -> list[dict]:
     """One entry per worker that beats (or beat lately): devices, memory, models, what it runs, state."""
     now = time.time()
-    beats = [(_s(n), float(t)) for n, t in r.zrange(keys.WORKERS, 0, -1, withscores=True)]
+    beats = sorted((_s(n), float(t)) for n, t in r.zrange(keys.WORKERS, 0, -1, withscores=True))
     if not beats:
         return []
     pipe = r.pipeline(transaction=False)
@@ -104,13 +104,18 @@ def workers(r: redis.Redis, results: redis.Redis, heartbeat_s: float, progress: 
 
 
 def hosts(found: list[dict]) -> list[dict]:
-    """Totals per host: workers, busy ones, device memory."""
+    """Totals per host: workers, busy ones, device memory (each GPU once, the host's RAM once)."""
     by: dict[str, dict] = {}
+    seen: set[tuple[str, str]] = set()
     for w in found:
         h = by.setdefault(w["host"], {"host": w["host"], "workers": 0, "busy": 0, "memory_total": 0, "memory_free": 0})
         h["workers"] += 1
         h["busy"] += w["state"] == "busy"
         for d in w["devices"]:
+            device = (w["host"], "cpu" if d.get("type") == "cpu" else f"{d.get('name')}:{d.get('index')}")
+            if device in seen:
+                continue
+            seen.add(device)
             h["memory_total"] += int(d.get("vram_total") or 0)
             h["memory_free"] += int(d.get("vram_free") or 0)
     return sorted(by.values(), key=lambda h: h["host"])
@@ -402,11 +407,14 @@ class Board:
             data = json.loads(raw)
             if etype == "progress_state":
                 for nid, e in (data.get("nodes") or {}).items():
-                    if e.get("state") == "running" and not e.get("value"):
-                        try:
+                    try:
+                        if e.get("state") == "running" and not e.get("value"):
                             e["worker"] = self._worker_of(pid, str(nid))
-                        except redis.RedisError:
-                            pass
+                        elif e.get("state") == "finished":  # the worker that computed it (a short node ends unseen)
+                            made = self.r.hget(keys.run_part(pid, "made"), str(nid))
+                            e["worker"] = _s(made) if made else None
+                    except redis.RedisError:
+                        pass
         self.socketio.emit("event", {"id": entry_id, "pid": pid, "type": etype, "data": data}, namespace=NAMESPACE)
 
 

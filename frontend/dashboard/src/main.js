@@ -266,13 +266,13 @@ function paintRuns(el) {
   const runs = state.snap.runs || [];
   if (!runs.length) return replace(el, h("p", { class: "empty" }, "No finished run yet."));
   replace(el, h("div", { class: "scroll" }, h("table", {},
-    h("thead", {}, h("tr", {}, ["run", "status", "duration", "executed / cached", "submitter", "image", ""].map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, ["run", "status", "time", "ran / cached", "submitter", "image", ""].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, runs.map((r) => h("tr", { "data-run": r.id, "data-status": r.status },
       h("td", {}, h("a", { href: `#/run/${encodeURIComponent(r.id)}` }, r.id.slice(0, 8))),
       h("td", {}, h("span", { class: `badge st-${r.status}` }, r.status), r.error ? h("span", { class: "muted" }, ` ${r.error.type || ""} #${r.error.node}`) : null),
       h("td", {}, duration(r.duration_ms)),
       h("td", {}, `${r.executed ?? "—"} / ${r.cached} of ${r.nodes}`),
-      h("td", {}, r.submitter || "—"),
+      h("td", { class: "who", title: r.submitter || "" }, r.submitter || "—"),
       h("td", {}, r.image ? h("img", { class: "thumb", src: viewUrl(r.image) + "&preview=webp;50", alt: `output of run ${r.id}`, loading: "lazy" }) : ""),
       h("td", {}, r.status !== "done" ? h("button", { type: "button", "aria-label": `Retry run ${r.id}`, onclick: () => retry(r.id) }, "Retry") : null)))))));
 }
@@ -373,9 +373,10 @@ function apply(run, ev) {
         const n = node(String(data.node_id)); n.state = "failed"; n.end = at;
       }
       block(d);
+      settle(run);
       break;
-    case "execution_interrupted": d.status = "cancelled"; d.end = at; block(d); break;
-    case "execution_success": d.status = "done"; d.end = at; break;
+    case "execution_interrupted": d.status = "cancelled"; d.end = at; block(d); settle(run); break;
+    case "execution_success": d.status = "done"; d.end = at; settle(run); break;
     case "preview": {
       const blob = new Blob([data.image], { type: data.mime || "image/jpeg" });
       const key = data.node || "preview";
@@ -384,6 +385,18 @@ function apply(run, ev) {
       break;
     }
     default: return;
+  }
+  paintRun(run);
+}
+
+// At the end of a run, the workers of nodes whose start the page did not see (the server knows who made each).
+async function settle(run) {
+  const r = await call("GET", `/nodefarm/dashboard/runs/${encodeURIComponent(run.id)}`);
+  if (!r.ok || state.run !== run) return;
+  for (const [nid, n] of Object.entries(r.data.nodes || {})) {
+    const mine = run.detail.nodes[nid];
+    if (mine && !mine.worker && n.worker) mine.worker = n.worker;
+    if (mine && !mine.start && n.start) { mine.start = n.start; mine.end = mine.end || n.end; }
   }
   paintRun(run);
 }
@@ -565,6 +578,7 @@ async function send(body, result, name) {
 
 // ---- start ----------------------------------------------------------------------------------------
 
+window.nodefarmDashboard = true; // the page's inline script shows an error when this never happens
 window.addEventListener("hashchange", route);
 route();
 detectFeatures();

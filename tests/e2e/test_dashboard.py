@@ -1,0 +1,259 @@
+"""The farm dashboard (/nodefarm/, frontend/dashboard/ built by make, api/dashboard.py) in a real headless Chromium
+against a real farm of two workers: the worker list and its update when a worker stops; a run submitted from the
+page followed live (its DAG colours to done, its image); cancel from the dashboard; a PNG made by SaveImage dropped
+on the page runs again fully cached; a failed run shows its failing node and error; the page at phone width.
+
+Every test saves a screenshot under tests/screenshots/ (gitignored) and asserts no page error, console error,
+failed request or Content-Security-Policy violation (the Editor recorder of test_editor.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.test_editor import Editor, browser  # noqa: F401  (browser: the fixture)
+from tests.farm import ROOT, Farm
+
+pytestmark = pytest.mark.e2e
+
+BUILT = ROOT / "frontend" / "dashboard" / "dist" / "index.html"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def board_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    if not BUILT.is_file():
+        pytest.fail(f"{BUILT} is missing: build the dashboard first (`make dashboard`; `make test` does it)")
+    f = Farm(Path(tmp_path_factory.mktemp("dashboard")), workers=2)
+    yield f
+    f.stop()
+
+
+class Board(Editor):
+    """A dashboard page at 1280x800, recording what would show a problem (see Editor)."""
+
+    def __init__(self, browser: Any, farm: Farm, name: str, hash_: str = "#/") -> None:  # noqa: F811
+        super().__init__(browser, farm, name)
+        self.page.set_viewport_size({"width": 1280, "height": 800})
+        self.page.goto(f"{farm.url}/nodefarm/{hash_}")
+        self.page.locator("#conn[data-conn=live]").wait_for(timeout=TIMEOUT_MS)
+
+    def problems(self) -> list[str]:
+        return [p for p in self.backend_problems() if not ("/favicon.ico" in p and "404" in p)]
+
+    def unnamed_controls(self) -> list[str]:
+        """Buttons, inputs and selects without an accessible name."""
+        return self.js("""() => [...document.querySelectorAll('button, input, select')].filter(el => {
+            const named = (el.getAttribute('aria-label') || '').trim() || (el.textContent || '').trim() ||
+                          (el.id && document.querySelector(`label[for="${el.id}"]`)) || el.closest('label');
+            return !named; }).map(el => el.outerHTML.slice(0, 120))""")
+
+    def state_of(self, nid: str) -> str:
+        return str(self.page.locator(f"g.dag-node[data-node='{nid}']").get_attribute("data-state"))
+
+    def wait_state(self, nid: str, *states: str, timeout: int = TIMEOUT_MS) -> None:
+        self.page.wait_for_function(
+            "([nid, states]) => { const g = document.querySelector(`g.dag-node[data-node='${nid}']`);"
+            " return g && states.includes(g.dataset.state); }", arg=[nid, list(states)], timeout=timeout)
+
+    def run_status(self, *states: str, timeout: int = TIMEOUT_MS) -> None:
+        self.page.wait_for_function("states => states.includes(document.querySelector('#run-status')?.dataset.status)",
+                                    arg=list(states), timeout=timeout)
+
+    def drop(self, name: str, mime: str, data: bytes) -> None:
+        """Drop a file on the submit page's drop area, as a user dragging it from the desktop does."""
+        self.page.evaluate("""([name, mime, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, {type: mime}));
+            const drop = document.getElementById('drop');
+            drop.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+            drop.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }""", [name, mime, base64.b64encode(data).decode()])
+
+
+def slow_chain(n: int, seconds: float) -> dict:
+    """n TestSlowValue nodes in a chain, then an output node (a value of its own: never cached)."""
+    prompt: dict[str, Any] = {"1": {"class_type": "TestSlowValue",
+                                    "inputs": {"value": random.random(), "seconds": seconds, "tag": "board"}}}
+    for i in range(2, n + 1):
+        prompt[str(i)] = {"class_type": "TestSlowValue", "inputs": {"value": [str(i - 1), 0], "seconds": seconds, "tag": "board"}}
+    prompt[str(n + 1)] = {"class_type": "TestFloatOutput", "inputs": {"value": [str(n), 0]}}
+    return prompt
+
+
+def image_prompt(seconds: float) -> dict:
+    """An image branch (EmptyImage -> ImageInvert -> SaveImage) and a slow branch, both fresh."""
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 48, "height": 32, "batch_size": 1,
+                                                     "color": random.randrange(1 << 24)}, "_meta": {"title": "Fresh colour"}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "board/run"}},
+        "4": {"class_type": "TestSlowValue", "inputs": {"value": random.random(), "seconds": seconds, "tag": "board"},
+              "_meta": {"title": "Slow"}},
+        "5": {"class_type": "TestFloatOutput", "inputs": {"value": ["4", 0]}},
+    }
+
+
+def test_a_run_submitted_from_the_page_is_followed_live_to_done_with_its_image(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    board = Board(browser, board_farm, "submit", "#/submit")
+    try:
+        prompt = image_prompt(seconds=3.0)
+        board.page.set_input_files("#submit-file", files=[{"name": "fresh.json", "mimeType": "application/json",
+                                                           "buffer": json.dumps({"prompt": prompt}).encode()}])
+        board.page.wait_for_url("**/nodefarm/#/run/*", timeout=TIMEOUT_MS)
+        pid = board.page.url.split("#/run/")[1]
+        board.wait_state("4", "running")  # the slow node, live, with the worker that took it
+        board.page.locator("g.dag-node[data-node='4'] text.t3").filter(has_text="@test").wait_for(timeout=TIMEOUT_MS)
+        board.screenshot("dashboard_01_run_running")
+        board.run_status("done")
+        for nid in prompt:
+            assert board.state_of(nid) == "done", nid
+        img = board.page.locator("#run-images-body img.output[data-kind=output]").first
+        img.wait_for(timeout=TIMEOUT_MS)
+        board.page.wait_for_function("img => img.complete && img.naturalWidth === 48", arg=img.element_handle(), timeout=TIMEOUT_MS)
+        lanes = board.page.locator(".timeline .lane-name").all_inner_texts()
+        assert lanes and all(lane.endswith("@test") for lane in lanes), lanes  # the timeline: which worker ran what
+        board.screenshot("dashboard_02_run_done")
+        board.page.goto(f"{board_farm.url}/nodefarm/#/")  # the runs list has it, done, with its image
+        row = board.page.locator(f"#runs-body tr[data-run='{pid}']")
+        row.wait_for(timeout=TIMEOUT_MS)
+        assert row.get_attribute("data-status") == "done"
+        board.page.locator(f"#runs-body tr[data-run='{pid}'] img.thumb").wait_for(timeout=TIMEOUT_MS)
+        board.screenshot("dashboard_03_overview")
+        assert board.unnamed_controls() == []
+        assert board.problems() == []
+    finally:
+        board.close()
+
+
+def test_cancel_from_the_dashboard_stops_a_running_run(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    board = Board(browser, board_farm, "cancel")
+    try:
+        pid = board_farm.submit(slow_chain(8, seconds=1.5))
+        row = board.page.locator(f"#queue-body tr[data-run='{pid}'][data-status=running]")
+        row.wait_for(timeout=TIMEOUT_MS)
+        board.screenshot("dashboard_04_queue_running")
+        started = time.time()
+        board.page.get_by_role("button", name=f"Cancel run {pid}").click()
+        entry = board_farm.wait(pid, timeout=30)
+        assert time.time() - started < 8, "the run went on after the cancel"
+        assert entry["status"]["status_str"] == "error"
+        assert [m[0] for m in entry["status"]["messages"]][-1] == "execution_interrupted"
+        ran = (board_farm.marks / "board").read_text().splitlines() if (board_farm.marks / "board").exists() else []
+        assert len(ran) < 8
+        board.page.locator(f"#queue-body tr[data-run='{pid}']").wait_for(state="detached", timeout=TIMEOUT_MS)
+        board.page.goto(f"{board_farm.url}/nodefarm/#/run/{pid}")
+        board.run_status("cancelled")
+        assert board.state_of("8") == "blocked"
+        board.screenshot("dashboard_05_cancelled")
+        assert board.problems() == []
+    finally:
+        board.close()
+
+
+def test_a_png_made_by_saveimage_dropped_on_the_page_runs_again_fully_cached(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    prompt = {k: v for k, v in image_prompt(0.1).items() if k in ("1", "2", "3")}
+    entry = board_farm.run(prompt)
+    (image,) = entry["outputs"]["3"]["images"]
+    png = board_farm.image(image)
+    board = Board(browser, board_farm, "png", "#/submit")
+    try:
+        board.drop(image["filename"], "image/png", png)
+        board.page.wait_for_url("**/nodefarm/#/run/*", timeout=TIMEOUT_MS)
+        pid = board.page.url.split("#/run/")[1]
+        board.run_status("done")
+        for nid in prompt:
+            assert board.state_of(nid) == "cached", nid
+        history = requests.get(f"{board_farm.url}/history/{pid}", timeout=10).json()[pid]
+        cached = [m[1]["nodes"] for m in history["status"]["messages"] if m[0] == "execution_cached"]
+        assert sorted(cached[0]) == sorted(prompt)
+        board.page.locator("#run-images-body img.output").first.wait_for(timeout=TIMEOUT_MS)
+        board.screenshot("dashboard_06_png_cached")
+        assert board.problems() == []
+    finally:
+        board.close()
+
+
+def test_a_failed_run_shows_the_failing_node_and_its_error(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    prompt = {"1": {"class_type": "TestRaise", "inputs": {"value": random.random()}},
+              "2": {"class_type": "TestFloatOutput", "inputs": {"value": ["1", 0]}}}
+    pid = board_farm.submit(prompt)
+    board = Board(browser, board_farm, "failed", f"#/run/{pid}")
+    try:
+        board.run_status("failed")
+        board.wait_state("1", "failed")
+        assert board.state_of("2") == "blocked"
+        error = board.page.locator("#run-error-body")
+        assert error.locator("[data-error-node='1']").count() == 1
+        text = error.inner_text()
+        assert "TestRaise" in text and "broken on purpose" in text and "ValueError" in text
+        assert "Traceback" in text or "raise ValueError" in board.page.locator("pre.traceback").inner_text()
+        board.screenshot("dashboard_07_failed")
+        board.page.goto(f"{board_farm.url}/nodefarm/#/")
+        board.page.locator(f"#runs-body tr[data-run='{pid}'][data-status=failed]").wait_for(timeout=TIMEOUT_MS)
+        assert board.problems() == []
+    finally:
+        board.close()
+
+
+def test_a_validation_error_is_shown_node_by_node_before_anything_runs(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    board = Board(browser, board_farm, "invalid", "#/submit")
+    try:
+        bad = {"1": {"class_type": "EmptyImage", "inputs": {"width": "wide", "height": 8, "batch_size": 1, "color": 0}},
+               "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
+        queued = len(board_farm.r.zrange("nf:history", 0, -1))
+        board.drop("bad.json", "application/json", json.dumps(bad).encode())
+        board.page.locator("#submit-result .node-errors li[data-node='1']").wait_for(timeout=TIMEOUT_MS)
+        assert "EmptyImage" in board.page.locator("#submit-result").inner_text()
+        assert len(board_farm.r.zrange("nf:history", 0, -1)) == queued
+        board.screenshot("dashboard_08_invalid")
+        # the 400 of POST /prompt is the answer shown here, not a problem of the page
+        assert [p for p in board.problems() if not ("/prompt" in p and "400" in p)] == []
+    finally:
+        board.close()
+
+
+def test_the_dashboard_is_usable_at_phone_width(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    board = Board(browser, board_farm, "phone")
+    try:
+        board.page.set_viewport_size({"width": 390, "height": 844})
+        board.page.locator("#devices article.worker").first.wait_for(timeout=TIMEOUT_MS)
+        assert board.js("() => document.documentElement.scrollWidth") <= 392
+        board.screenshot("dashboard_09_phone")
+        assert board.unnamed_controls() == []
+        assert board.problems() == []
+    finally:
+        board.close()
+
+
+def test_the_worker_list_shows_both_workers_and_updates_when_one_stops(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    board = Board(browser, board_farm, "workers")  # last: it stops a worker of the module's farm
+    try:
+        workers = board.page.locator("#devices article.worker")
+        board.page.wait_for_function("() => document.querySelectorAll('#devices article.worker').length === 2", timeout=TIMEOUT_MS)
+        assert sorted(workers.evaluate_all("els => els.map(e => e.dataset.worker)")) == ["w0@test", "w1@test"]
+        for name in ("w0@test", "w1@test"):
+            row = board.page.locator(f"#devices article[data-worker='{name}']")
+            assert row.get_attribute("data-worker-state") in ("idle", "busy")
+            assert row.locator("[role=meter]").count() >= 1  # its device memory
+        board.screenshot("dashboard_10_workers")
+        board_farm.kill("w1", signal.SIGTERM)
+        board.page.wait_for_function(
+            "() => { const w = document.querySelector(`#devices article[data-worker='w1@test']`);"
+            " return !w || w.dataset.workerState === 'lost'; }", timeout=TIMEOUT_MS)
+        assert board.page.locator("#devices article[data-worker='w0@test']").count() == 1
+        board.screenshot("dashboard_11_worker_stopped")
+        assert board.problems() == []
+    finally:
+        board.close()
