@@ -1,8 +1,9 @@
-"""The ``nodefarm`` command: ``up`` (a drop-in for ComfyUI's ``python main.py``), ``api``, ``worker``, ``submit``.
+"""The ``nodefarm`` command: ``up`` (a drop-in for ComfyUI's ``python main.py``), ``api``, ``worker``, ``submit``, ``status``.
 
 ``nodefarm up`` accepts ComfyUI's command-line flags, turns the ones nodefarm understands into
 ``NODEFARM_*`` variables (see :mod:`nodes.settings`) for its children and warns about the rest.
-Process supervision lives in :mod:`api.cli.supervisor`, the submit client in :mod:`api.cli.submit`.
+Process supervision lives in :mod:`api.cli.supervisor`, the submit client in :mod:`api.cli.submit`,
+``--gpus`` (one worker per GPU) in :mod:`api.cli.gpus`, the terminal view in :mod:`api.cli.status`.
 """
 
 from __future__ import annotations
