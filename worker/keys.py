@@ -93,7 +93,6 @@ def history_entry(pid: str) -> str:
     return f"{PREFIX}hist:{pid}"
 
 
-def worker_info(name: str) -> str:
 def queue_turns(level: int | str) -> str:
     return f"{QUEUE_TURNS_PREFIX}{level}"
 
@@ -111,6 +110,7 @@ def jobs_workflow(workflow_id: str) -> str:
     return f"{JOBS_WORKFLOW_PREFIX}{workflow_id}"
 
 
+def worker_info(name: str) -> str:
     return f"{PREFIX}worker:{name}"
 
 
