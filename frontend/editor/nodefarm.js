@@ -64,8 +64,10 @@ function farmTab(root) {
     if (style) e.style.cssText = style;
     return e;
   };
+  let shown = false; // the editor may call render before it mounts the element
   async function refresh() {
-    if (!box.isConnected) return stop();
+    if (!box.isConnected) return shown ? stop() : undefined;
+    shown = true;
     let snap;
     try {
       const res = await fetch("/nodefarm/dashboard/snapshot", { credentials: "same-origin" });

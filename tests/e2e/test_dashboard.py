@@ -237,6 +237,26 @@ def test_the_dashboard_is_usable_at_phone_width(browser: Any, board_farm: Farm) 
         board.close()
 
 
+def test_the_editor_has_a_farm_sidebar_tab_with_workers_and_queue(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    editor = Editor(browser, board_farm, "sidebar")
+    try:
+        editor.boot()
+        editor.close_dialogs()
+        pid = board_farm.submit(slow_chain(2, seconds=2.0))
+        editor.page.get_by_role("button", name="nodefarm: the farm's workers and queue").click()
+        panel = editor.page.locator(".nodefarm-farm")
+        panel.wait_for(timeout=TIMEOUT_MS)
+        editor.page.wait_for_function("() => ['w0@test', 'w1@test'].every(w => "
+                                      "document.querySelector('.nodefarm-farm')?.innerText.includes(w))", timeout=TIMEOUT_MS)
+        panel.locator(f"li[data-run='{pid}']").wait_for(timeout=TIMEOUT_MS)  # its run, in the queue
+        editor.screenshot("dashboard_12_editor_sidebar")
+        board_farm.wait(pid)
+        panel.locator(f"li[data-run='{pid}']").wait_for(state="detached", timeout=TIMEOUT_MS)
+        assert [p for p in editor.backend_problems() if "https://api.comfy.org" not in p] == []
+    finally:
+        editor.close()
+
+
 def test_the_worker_list_shows_both_workers_and_updates_when_one_stops(browser: Any, board_farm: Farm) -> None:  # noqa: F811
     board = Board(browser, board_farm, "workers")  # last: it stops a worker of the module's farm
     try:
