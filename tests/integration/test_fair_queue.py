@@ -132,7 +132,7 @@ def test_taking_runs_off_and_changing_a_priority(r: redis.Redis) -> None:
 # ---- the history indexes on a bare Redis -----------------------------------------------------------------
 
 
-def store_entries(r: redis.Redis, n: int, seed: int = 7, start: int = 0) -> list[str]:
+def store_entries(r: redis.Redis, n: int, seed: int = 7, start: int = 0, created: int | None = None) -> list[str]:
     """``n`` finished runs written as the run's end writes them (functions.lua finish)."""
     rng = random.Random(seed)
     pipe = r.pipeline(transaction=False)
@@ -144,6 +144,8 @@ def store_entries(r: redis.Redis, n: int, seed: int = 7, start: int = 0) -> list
         extra: dict[str, Any] = {"client_id": "c"}
         if rng.random() < 0.5:
             extra["create_time"] = began - rng.randrange(1, 400)
+        if created is not None:
+            extra["create_time"] = created
         if rng.random() < 0.3:
             extra["extra_pnginfo"] = {"workflow": {"id": f"wf{rng.randrange(3)}"}}
         ended = began + 1000 + i * 13 + rng.randrange(13)  # durations all differ (no ties to order)
@@ -310,8 +312,7 @@ def test_the_jobs_listing_pages_through_the_indexes(tmp_path: Path) -> None:
             assert got["pagination"]["has_more"] == (q.get("offset", 0) + len(want) < total), q
 
         # a run that ends is listed at once; one deleted is gone from every listing
-        newest = store_entries(r, 1, seed=99, start=500)[0]
-        r.set(keys.history_entry(newest), r.get(keys.history_entry(newest)).replace(b'"client_id"', b'"create_time": 9999999999999, "client_id"'))
+        newest = store_entries(r, 1, seed=99, start=500, created=base + 10**12)[0]
         assert requests.get(farm.url + "/api/jobs", params={"limit": 1}, timeout=10).json()["jobs"][0]["id"] == newest
         requests.post(farm.url + "/history", json={"delete": [newest]}, timeout=10)
         top = requests.get(farm.url + "/api/jobs", params={"limit": 1, "status": "completed,failed,cancelled"}, timeout=10).json()
