@@ -85,6 +85,7 @@ def _unindex(pipe: Any, ids: list[str], facts: list[Any]) -> None:
                 pipe.zrem(keys.jobs_index(order, status), pid)
             if workflow_id:
                 pipe.zrem(keys.jobs_workflow(workflow_id), pid)
+                pipe.zrem(keys.jobs_workflow(workflow_id, status), pid)
 
 
 def forget(r: redis.Redis, ids: list[str]) -> None:
@@ -191,6 +192,7 @@ def index(r: redis.Redis, ids: Iterable[str], finished: Mapping[str, float] | No
                 pipe.zadd(keys.jobs_index(order, facts.status), {pid: score})
             if facts.workflow_id:
                 pipe.zadd(keys.jobs_workflow(facts.workflow_id), {pid: facts.create_time})
+                pipe.zadd(keys.jobs_workflow(facts.workflow_id, facts.status), {pid: facts.create_time})
             pipe.hset(keys.JOBS_FACTS, pid, json.dumps([facts.status, facts.workflow_id]))
             done += 1
         pipe.execute()
@@ -217,9 +219,13 @@ def sync(r: redis.Redis) -> int:
     return found
 
 
-def statuses_key(order: str, statuses: Iterable[str]) -> list[str]:
-    """The index keys whose union holds the finished runs of ``statuses`` (one key when possible)."""
+def statuses_key(order: str, statuses: Iterable[str], workflow_id: str | None = None) -> list[str]:
+    """The index keys whose union holds the finished runs of ``statuses`` (one key when possible), of
+    one workflow when given (by creation time only)."""
     wanted = [s for s in STATUSES if s in set(statuses)]
+    if workflow_id:
+        return [keys.jobs_workflow(workflow_id)] if len(wanted) == len(STATUSES) else \
+            [keys.jobs_workflow(workflow_id, s) for s in wanted]
     if len(wanted) == len(STATUSES):
         return [keys.jobs_index(order)]
     return [keys.jobs_index(order, s) for s in wanted]
@@ -281,8 +287,8 @@ class Indexed:
 
 
 class Ranked(Indexed):
-    """One workflow's finished runs of some statuses, ranked here by ``order`` from the indexes
-    (a workflow has its own index by creation time; the rest is read for its runs alone)."""
+    """One workflow's finished runs of some statuses, ranked here by duration from the indexes (a
+    workflow has its own indexes by creation time; its durations are read for its runs alone)."""
 
     def __init__(self, r: redis.Redis, workflow_id: str, statuses: Iterable[str], order: str, desc: bool) -> None:
         super().__init__(r, [], desc)

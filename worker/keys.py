@@ -22,7 +22,7 @@ RUNNING_SUBMITTERS = PREFIX + "running:submitters"  # HASH running prompt_id -> 
 HISTORY = PREFIX + "history"  # ZSET prompt_id -> when it finished (unix s)
 JOBS_FACTS = PREFIX + "jobs:facts"  # HASH finished prompt_id -> JSON [status, workflow id]: indexed (history.py)
 JOBS_INDEX_PREFIX = PREFIX + "jobs:by:"  # + "<order>[:<status>]": ZSET finished prompt_id -> create time | duration (ms)
-JOBS_WORKFLOW_PREFIX = PREFIX + "jobs:wf:"  # + workflow id: ZSET finished prompt_id -> create time (ms)
+JOBS_WORKFLOW_PREFIX = PREFIX + "jobs:wf:"  # + "[<status>]:<workflow id>": ZSET finished prompt_id -> create time (ms)
 HISTORY_SEQ = PREFIX + "history:seq"  # INCR
 EVENTS = PREFIX + "events"  # STREAM of every event, relayed by API processes
 FILES = PREFIX + "files"  # STREAM of files saved by workers, landed by API hosts
@@ -106,8 +106,9 @@ def jobs_index(order: str, status: str = "") -> str:
     return f"{JOBS_INDEX_PREFIX}{order}:{status}" if status else f"{JOBS_INDEX_PREFIX}{order}"
 
 
-def jobs_workflow(workflow_id: str) -> str:
-    return f"{JOBS_WORKFLOW_PREFIX}{workflow_id}"
+def jobs_workflow(workflow_id: str, status: str = "") -> str:
+    """One workflow's finished runs by creation time: all of them, or those of one status."""
+    return f"{JOBS_WORKFLOW_PREFIX}{status}:{workflow_id}" if status else f"{JOBS_WORKFLOW_PREFIX}:{workflow_id}"
 
 
 def worker_info(name: str) -> str:

@@ -239,11 +239,10 @@ def list_jobs(query: JobsQuery) -> Response:
     history.sync(f.r)
     order = "duration" if sort_by == "execution_duration" else "created"
     source: history.Indexed
-    if workflow_id and finished and (order != "created" or len(finished) < 3):
+    if workflow_id and finished and order != "created":
         source = history.Ranked(f.r, workflow_id, finished, order, desc)
-    else:  # one workflow's finished runs by creation time have an index of their own
-        index_keys = ([keys.jobs_workflow(workflow_id)] if workflow_id else history.statuses_key(order, finished)) if finished else []
-        source = history.Indexed(f.r, index_keys, desc)
+    else:  # one workflow's finished runs by creation time have indexes of their own
+        source = history.Indexed(f.r, history.statuses_key(order, finished, workflow_id) if finished else [], desc)
     page, total = _merged_page(active, source, key, offset, limit)
     return json_response(
         {
