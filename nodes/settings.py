@@ -125,6 +125,10 @@ class Settings:
     heartbeat_s: float = 2.0
     # Per-worker in-memory result cache size in MiB. NODEFARM_WORKER_CACHE_MB, default 2048.
     worker_cache_mb: int = 2048
+    # Workers send Celery task events (Flower, `celery events`; README "Flower"). They cost about a
+    # millisecond per node task on a local Redis; with NODEFARM_TASK_EVENTS=0 a worker sends them only
+    # once a monitor asks (Flower does, every few seconds: `celery control enable_events`). Default on.
+    task_events: bool = True
     # PNG metadata off (--disable-metadata). NODEFARM_DISABLE_METADATA=1.
     disable_metadata: bool = False
     # Upload limit in MiB (--max-upload-size). NODEFARM_MAX_UPLOAD_MB, default 100.
@@ -190,6 +194,7 @@ class Settings:
             watchdog_grace_s=float(_env("NODEFARM_WATCHDOG_GRACE", "30")),
             heartbeat_s=float(_env("NODEFARM_HEARTBEAT", "2")),
             worker_cache_mb=int(_env("NODEFARM_WORKER_CACHE_MB", "2048")),
+            task_events=_env("NODEFARM_TASK_EVENTS", "1") not in ("0", "false", "no"),
             disable_metadata=_env("NODEFARM_DISABLE_METADATA", "0") in ("1", "true", "yes"),
             max_upload_mb=int(_env("NODEFARM_MAX_UPLOAD_MB", "100")),
             multi_user=_env("NODEFARM_MULTI_USER", "0") in ("1", "true", "yes"),

@@ -56,7 +56,7 @@ def reliable_conf(time_limit: int, visibility: int = 0) -> dict[str, Any]:
 def make_celery(settings: Settings) -> Celery:
     app = Celery("nodefarm", broker=settings.redis_url, set_as_current=False)
     app.conf.update(reliable_conf(settings.node_time_limit, settings.visibility_timeout),
-                    task_default_queue=keys.SHARED_QUEUE)
+                    task_default_queue=keys.SHARED_QUEUE, worker_send_task_events=settings.task_events)
 
     @app.task(name=keys.NODE_TASK, ignore_result=True, acks_late=True, bind=True)
     def node_task(self: Any, pid: str, nid: str, seq: int = 1) -> None:
