@@ -6,8 +6,9 @@ prompts, a sampler, a save) with one saved image, a mix of successes, failures a
 half with the editor's workflow id. Each row is the median of REPS HTTP answers (round trip included)
 for one listing: ``/history?max_items=50`` (ComfyUI's paging), ``/api/jobs?limit=50`` (the newest 50,
 the editor's queue panel), filtered by status (one status; two, merged from their indexes), sorted by
-duration, a deep page, and one workflow (10,000 runs: by status, by duration). The first ``/api/jobs`` call indexes every stored run once
-(a farm does that as each run ends); its time is shown apart. The baseline row is the listing as it
+duration, a deep page, and one workflow (10,000 runs; by status; by duration, which the API ranks
+itself). The first ``/api/jobs`` call indexes every stored run once (a farm does that as each run
+ends); its time is shown apart. The baseline row is the listing as it
 was before the indexes (every entry read and sorted in Python, in this process), same Redis, same run.
 
 Prints the table (also bench/results/history.txt); the 50 ms target is reported, never asserted.
