@@ -8,9 +8,11 @@ Like every route, it needs a token when the farm has tokens (Prometheus sends on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, request
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 
 from api.routing import farm
 from api.validate import takes
@@ -27,5 +29,10 @@ def metrics() -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FarmCollector(f.r, f.store.r, f.settings.heartbeat_s))  # type: ignore[arg-type]
     # the text format (0.0.4) unless the scraper asks for OpenMetrics, as prometheus_client's own server does
-    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    encode: Callable[[CollectorRegistry], bytes] = generate_latest
+    content_type = CONTENT_TYPE_PLAIN_0_0_4
+    try:
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    except Exception:  # an Accept header it cannot parse ("version=abc"): the plain text format
+        pass
     return Response(encode(registry), headers={"Content-Type": content_type})

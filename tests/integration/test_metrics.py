@@ -134,3 +134,13 @@ def test_a_failing_node_counts_as_an_error_and_so_does_its_run(farm: Farm) -> No
 def test_metrics_is_described_in_the_openapi_document(farm: Farm) -> None:
     doc = requests.get(farm.url + "/openapi.json", timeout=10, headers=farm.headers).json()
     assert "get" in doc["paths"]["/metrics"]
+
+
+def test_openmetrics_when_asked_and_plain_text_for_an_accept_header_it_cannot_read(farm: Farm) -> None:
+    om = requests.get(farm.url + "/metrics", timeout=10, headers={
+        **farm.headers, "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"})
+    assert om.status_code == 200 and om.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert om.text.rstrip().endswith("# EOF") and "nodefarm_runs_finished_total" in om.text
+    odd = requests.get(farm.url + "/metrics", timeout=10,
+                       headers={**farm.headers, "Accept": "application/openmetrics-text; version=abc"})
+    assert odd.status_code == 200 and odd.headers["Content-Type"].startswith("text/plain; version=0.0.4")
