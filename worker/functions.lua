@@ -460,9 +460,9 @@ end
 redis.register_function('nf_start', nf_start)
 redis.register_function('nf_admit', nf_admit)
 redis.register_function('nf_enqueue', nf_enqueue)
+redis.register_function('nf_dequeue', nf_dequeue)
+redis.register_function('nf_requeue', nf_requeue)
 redis.register_function('nf_done', nf_done)
 redis.register_function('nf_finish', nf_finish)
 redis.register_function('nf_publish', nf_publish)
 redis.register_function{function_name = 'nf_version', callback = function() return VERSION end, flags = {'no-writes'}}
-redis.register_function('nf_dequeue', nf_dequeue)
-redis.register_function('nf_requeue', nf_requeue)
