@@ -67,6 +67,25 @@ def _is_upgrade() -> bool:
     return "websocket" in _token_list(request.headers.get("Upgrade", ""))
 
 
+def untimed_socketio_upgrades(app: Flask, path: str = "/socket.io/") -> None:
+    """Socket.IO's requests reach engineio's middleware before Flask, so :func:`install`'s rule never
+    sees them: a websocket upgrade there keeps the header read limit and an idle client is dropped after
+    it (a dashboard reconnecting every ~20 s). Lift it for them too. Call after Flask-SocketIO wraps the app."""
+    inner = app.wsgi_app
+
+    def wsgi(environ: dict, start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").startswith(path) and "websocket" in _token_list(environ.get("HTTP_UPGRADE", "")):
+            conn = environ.get("werkzeug.socket")
+            if isinstance(conn, socket.socket):
+                try:
+                    conn.settimeout(None)
+                except OSError:
+                    pass
+        return inner(environ, start_response)
+
+    app.wsgi_app = wsgi  # type: ignore[method-assign]
+
+
 def install(app: Flask, body_timeout_s: float) -> None:
     @app.before_request
     def connection_rules() -> Response | None:

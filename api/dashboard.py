@@ -359,7 +359,12 @@ class Board:
                 snap = self.snapshot()
                 for part in ("workers", "queue", "runs", "cache"):
                     data = {"hosts": snap["hosts"], "workers": snap["workers"]} if part == "workers" else snap[part]
-                    text = json.dumps(data, sort_keys=True, default=str)
+                    same = data
+                    if part == "cache":  # the store's memory moves by bytes all the time: a change is a MiB
+                        same = {**data, "store": {**data["store"], "used": data["store"]["used"] >> 20}}
+                    elif part == "workers":  # heartbeat ages tick: a change is a state, a task, a second
+                        same = [{**w, "beat_age": int(w["beat_age"])} for w in data["workers"]]
+                    text = json.dumps(same, sort_keys=True, default=str)
                     if sent.get(part) != text:
                         sent[part] = text
                         self.socketio.emit(part, data, namespace=NAMESPACE)

@@ -40,7 +40,7 @@ from flask_sock import Sock
 from flask_socketio import SocketIO, join_room
 
 from api import auth as auth_rules
-from api import dashboard
+from api import connection, dashboard
 from api import origin as origin_rules
 from nodes.settings import Settings
 from worker import events, keys, prompt_queue
@@ -174,6 +174,7 @@ def install(app: Flask, settings: Settings, r: redis.Redis) -> tuple[Hub, Socket
     socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=origin_allowed, logger=False,
                         engineio_logger=False)
     features = {**SERVER_FEATURES, "max_upload_size": settings.max_upload_mb * 1024 * 1024}
+    connection.untimed_socketio_upgrades(app)  # an idle Socket.IO websocket is not dropped by the header read limit
     dashboard.install(app, socketio, settings)  # /nodefarm/ gets farm-wide events in its own namespace
 
     def ws_handler(ws: Any) -> None:

@@ -257,6 +257,22 @@ def test_the_editor_has_a_farm_sidebar_tab_with_workers_and_queue(browser: Any, 
         editor.close()
 
 
+def test_an_idle_dashboard_stays_connected(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    """The server's header read limit (1 s here) does not drop the page's idle Socket.IO websocket."""
+    farm = Farm(tmp_path, workers=1, env={"NODEFARM_HEADER_TIMEOUT": "1"})
+    try:
+        board = Board(browser, farm, "idle")
+        try:
+            board.page.wait_for_timeout(6000)
+            assert board.page.locator("#conn").get_attribute("data-conn") == "live"
+            assert board.page.locator("#conn").get_attribute("data-connects") == "1"
+            assert board.problems() == []
+        finally:
+            board.close()
+    finally:
+        farm.stop()
+
+
 def test_the_worker_list_shows_both_workers_and_updates_when_one_stops(browser: Any, board_farm: Farm) -> None:  # noqa: F811
     board = Board(browser, board_farm, "workers")  # last: it stops a worker of the module's farm
     try:

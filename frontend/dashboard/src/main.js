@@ -32,6 +32,7 @@ function setConn(kind, text) {
 }
 
 socket.on("connect", () => {
+  conn.dataset.connects = String(Number(conn.dataset.connects || 0) + 1); // reconnects show here (and in tests)
   setConn("live", "live");
   if (state.run && state.run.detail) catchUp(state.run);
 });
