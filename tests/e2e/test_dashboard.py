@@ -257,6 +257,38 @@ def test_the_editor_has_a_farm_sidebar_tab_with_workers_and_queue(browser: Any, 
         editor.close()
 
 
+def test_the_page_reconnects_and_catches_up_after_an_api_restart(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    """The API goes away mid-run and comes back after the run ended: the page reconnects by itself and
+    replays what it missed (GET /nodefarm/runs/<id>/events?after=), so its DAG ends done."""
+    farm = Farm(tmp_path, workers=1)
+    try:
+        prompt = slow_chain(3, seconds=1.5)
+        pid = farm.submit(prompt)
+        board = Board(browser, farm, "reconnect", f"#/run/{pid}")
+        try:
+            board.wait_state("1", "running", "done")
+            farm.kill("api", signal.SIGTERM)
+            board.page.locator("#conn[data-conn=offline]").wait_for(timeout=TIMEOUT_MS)
+            deadline = time.time() + 60
+            while farm.r.zscore("nf:history", pid) is None:  # the workers end the run without the API
+                assert time.time() < deadline, "the run did not end"
+                time.sleep(0.2)
+            assert board.page.locator("#run-status").get_attribute("data-status") == "running"  # it missed the end
+            farm.start_api()
+            board.page.locator("#conn[data-conn=live]").wait_for(timeout=TIMEOUT_MS)
+            board.run_status("done")
+            for nid in prompt:
+                assert board.state_of(nid) == "done", nid
+            assert board.page.locator("#conn").get_attribute("data-connects") == "2"
+            board.screenshot("dashboard_13_reconnected")
+            # while the API was down the socket's retries could not connect: those are expected
+            assert [p for p in board.problems() if "ERR_CONNECTION_REFUSED" not in p and "socket.io" not in p] == []
+        finally:
+            board.close()
+    finally:
+        farm.stop()
+
+
 def test_an_idle_dashboard_stays_connected(browser: Any, tmp_path: Path) -> None:  # noqa: F811
     """The server's header read limit (1 s here) does not drop the page's idle Socket.IO websocket."""
     farm = Farm(tmp_path, workers=1, env={"NODEFARM_HEADER_TIMEOUT": "1"})

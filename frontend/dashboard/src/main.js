@@ -318,10 +318,15 @@ async function openRun(id) {
   paintRun(run);
 }
 
+// After a reconnect: the run's events since the last one seen. Live events carry ids of the farm's stream and
+// the replay ids of the run's own stream (written in the same step, so the same millisecond or the next): ask
+// from the millisecond before, and apply them in order over what is shown (a repeated event changes nothing).
 async function catchUp(run) {
-  const r = await call("GET", `/nodefarm/runs/${encodeURIComponent(run.id)}/events?after=${encodeURIComponent(run.lastEvent)}`);
+  const ms = Number(String(run.lastEvent).split("-")[0]);
+  const after = ms > 0 ? `${ms - 1}-0` : "0-0";
+  const r = await call("GET", `/nodefarm/runs/${encodeURIComponent(run.id)}/events?after=${after}`);
   if (!r.ok || state.run !== run) return;
-  for (const ev of r.data) apply(run, { ...ev, pid: run.id });
+  for (const ev of r.data) apply(run, { ...ev, pid: run.id }, true);
 }
 
 function buildRun(run) {
@@ -344,9 +349,10 @@ function buildRun(run) {
       section("run-nodes", "Nodes", h("div", { id: "run-nodes-body", class: "scroll" }))));
 }
 
-function apply(run, ev) {
-  if (cmpId(ev.id, run.lastEvent) <= 0) return;
-  run.lastEvent = ev.id;
+function apply(run, ev, replayed = false) {
+  const newer = cmpId(ev.id, run.lastEvent) > 0;
+  if (!newer && !replayed) return;
+  if (newer) run.lastEvent = ev.id;
   const d = run.detail;
   const at = Number(String(ev.id).split("-")[0]);
   const data = ev.data || {};
