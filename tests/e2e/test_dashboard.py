@@ -34,7 +34,8 @@ TIMEOUT_MS = 30_000
 def board_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     if not BUILT.is_file():
         pytest.fail(f"{BUILT} is missing: build the dashboard first (`make dashboard`; `make test` does it)")
-    f = Farm(Path(tmp_path_factory.mktemp("dashboard")), workers=2)
+    # one run at a time, so that a test can hold runs in the queue (each test waits for its own runs)
+    f = Farm(Path(tmp_path_factory.mktemp("dashboard")), workers=2, env={"NODEFARM_MAX_ACTIVE_RUNS": "1"})
     yield f
     f.stop()
 
@@ -157,6 +158,36 @@ def test_cancel_from_the_dashboard_stops_a_running_run(browser: Any, board_farm:
         board.run_status("cancelled")
         assert board.state_of("8") == "blocked"
         board.screenshot("dashboard_05_cancelled")
+        assert board.problems() == []
+    finally:
+        board.close()
+
+
+def test_queue_actions_priority_move_to_front_and_cancel_of_pending_runs(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    board = Board(browser, board_farm, "queue")
+    try:
+        running = board_farm.submit(slow_chain(2, seconds=2.0))
+        b = board_farm.submit(slow_chain(1, seconds=0.1))
+        c = board_farm.submit(slow_chain(1, seconds=0.1))
+        pending = "#queue-body tr[data-status=pending]"
+        board.page.locator(f"#queue-body tr[data-run='{running}'][data-status=running]").wait_for(timeout=TIMEOUT_MS)
+        board.page.wait_for_function(f"() => [...document.querySelectorAll('{pending}')].map(r => r.dataset.run).join() === '{b},{c}'",
+                                     timeout=TIMEOUT_MS)
+        # the priority control shows: the farm has POST /api/jobs/<id>/priority (its /openapi.json says so)
+        board.page.get_by_role("spinbutton", name=f"Priority of run {c}").fill("5")
+        board.page.get_by_role("button", name=f"Set the priority of run {c}").click()
+        board.page.wait_for_function(f"() => document.querySelector('{pending}')?.dataset.run === '{c}'", timeout=TIMEOUT_MS)
+        board.screenshot("dashboard_14_queue_priority")
+        board.page.get_by_role("button", name=f"Move run {b} to the front").click()  # taken out, queued again in front
+        board.page.locator(f"#queue-body tr[data-run='{b}']").wait_for(state="detached", timeout=TIMEOUT_MS)
+        board.page.wait_for_function(f"() => document.querySelectorAll('{pending}').length === 2", timeout=TIMEOUT_MS)
+        board.page.get_by_role("button", name=f"Cancel run {c}").click()  # a pending run
+        board.page.locator(f"#queue-body tr[data-run='{c}']").wait_for(state="detached", timeout=TIMEOUT_MS)
+        (moved,) = board.page.locator(pending).evaluate_all("rows => rows.map(r => r.dataset.run)")
+        assert moved not in (b, c)
+        board_farm.wait(running)
+        assert board_farm.wait(moved)["status"]["status_str"] == "success"
+        assert board.unnamed_controls() == []
         assert board.problems() == []
     finally:
         board.close()
