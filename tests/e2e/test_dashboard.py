@@ -138,6 +138,24 @@ def test_a_run_submitted_from_the_page_is_followed_live_to_done_with_its_image(b
         board.close()
 
 
+def test_a_nodes_live_preview_shows_on_the_run_page(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    prompt = {"1": {"class_type": "TestSlowValue", "inputs": {"value": random.random(), "seconds": 1.5, "tag": "board"}},
+              "2": {"class_type": "TestPreview", "inputs": {"value": ["1", 0]}},
+              "3": {"class_type": "TestFloatOutput", "inputs": {"value": ["2", 0]}}}
+    board = Board(browser, board_farm, "preview", "#/submit")
+    try:
+        board.drop("preview.json", "application/json", json.dumps(prompt).encode())
+        board.page.wait_for_url("**/nodefarm/#/run/*", timeout=TIMEOUT_MS)
+        board.run_status("done")
+        preview = board.page.locator("#run-images-body figure[data-node='2'] img.preview")  # a binary event 4, as a blob
+        preview.wait_for(timeout=TIMEOUT_MS)
+        board.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(),
+                                     timeout=TIMEOUT_MS)
+        assert board.problems() == []
+    finally:
+        board.close()
+
+
 def test_cancel_from_the_dashboard_stops_a_running_run(browser: Any, board_farm: Farm) -> None:  # noqa: F811
     board = Board(browser, board_farm, "cancel")
     try:
