@@ -138,6 +138,26 @@ def test_a_run_submitted_from_the_page_is_followed_live_to_done_with_its_image(b
         board.close()
 
 
+@pytest.mark.parametrize("example", ["invert.json", "blend_batch.json"])
+def test_an_example_picked_on_the_page_runs_and_is_followed_to_its_images(browser: Any, board_farm: Farm, example: str) -> None:  # noqa: F811
+    """examples/*.json from the Submit page (txt2img.json needs a checkpoint the test farm has not)."""
+    prompt = json.loads((ROOT / "examples" / example).read_text())
+    board = Board(browser, board_farm, "example", "#/submit")
+    try:
+        board.page.get_by_role("combobox", name="Example workflow").select_option(example)
+        board.page.get_by_role("button", name="Run example").click()
+        board.page.wait_for_url("**/nodefarm/#/run/*", timeout=TIMEOUT_MS)
+        board.run_status("done")
+        for nid in prompt:
+            assert board.state_of(nid) in ("done", "cached"), nid
+        saver = next(nid for nid, node in prompt.items() if node["class_type"] == "SaveImage")
+        board.page.locator(f"#run-images-body figure[data-node='{saver}'] img.output").first.wait_for(timeout=TIMEOUT_MS)
+        board.screenshot(f"dashboard_example_{example.removesuffix('.json')}")
+        assert board.problems() == []
+    finally:
+        board.close()
+
+
 def test_a_nodes_live_preview_shows_on_the_run_page(browser: Any, board_farm: Farm) -> None:  # noqa: F811
     prompt = {"1": {"class_type": "TestSlowValue", "inputs": {"value": random.random(), "seconds": 1.5, "tag": "board"}},
               "2": {"class_type": "TestPreview", "inputs": {"value": ["1", 0]}},

@@ -272,7 +272,8 @@ function paintRuns(el) {
       h("td", {}, h("a", { href: `#/run/${encodeURIComponent(r.id)}` }, r.id.slice(0, 8))),
       h("td", {}, h("span", { class: `badge st-${r.status}` }, r.status), r.error ? h("span", { class: "muted" }, ` ${r.error.type || ""} #${r.error.node}`) : null),
       h("td", {}, duration(r.duration_ms)),
-      h("td", {}, `${r.executed ?? "—"} / ${r.cached} of ${r.nodes}`),
+      h("td", { title: "nodes run / cached of the run's nodes, and its cache hit rate" },
+        `${r.executed ?? "—"} / ${r.cached} of ${r.nodes}`, r.nodes ? h("span", { class: "muted" }, ` ${Math.round((100 * r.cached) / r.nodes)}%`) : null),
       h("td", { class: "who", title: r.submitter || "" }, r.submitter || "—"),
       h("td", {}, r.image ? h("img", { class: "thumb", src: viewUrl(r.image) + "&preview=webp;50", alt: `output of run ${r.id}`, loading: "lazy" }) : ""),
       h("td", {}, r.status !== "done" ? h("button", { type: "button", "aria-label": `Retry run ${r.id}`, onclick: () => retry(r.id) }, "Retry") : null)))))));
