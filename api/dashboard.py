@@ -264,10 +264,26 @@ def run_detail(r: redis.Redis, pid: str) -> dict | None:
     for nid, worker in made.items():
         if nid in nodes and worker:
             nodes[nid]["worker"] = worker
+    failed = error.get("node_id") if isinstance(error, dict) else None
+    if failed is not None and str(failed) in nodes and not nodes[str(failed)]["worker"]:
+        nodes[str(failed)]["worker"] = _failed_on(r, pid, str(failed))
     if item is None and entry and status == "pending":  # finished before its events were kept
         status = run_summary(pid, entry)["status"]
     return {"id": pid, "number": number, "status": status, "start": start, "end": end, "prompt": prompt,
             "nodes": nodes, "error": error, "outputs": outputs, "last_event": last}
+
+
+def _failed_on(r: redis.Redis, pid: str, nid: str) -> str | None:
+    """The worker where a node failed last: the blocklist's record of recent failures (worker/blocklist.py)."""
+    try:
+        key = r.hget(keys.run_part(pid, "key"), nid)
+        raw = r.hget(keys.FAILED, key) if key else None
+        workers = json.loads(raw).get("workers") if raw else None
+    except (redis.RedisError, ValueError, AttributeError):
+        return None
+    if not isinstance(workers, dict) or not workers:
+        return None
+    return str(max(workers, key=lambda w: float(workers[w]) if isinstance(workers[w], (int, float)) else 0.0))
 
 
 # ---- HTTP routes (the page's first load; the socket keeps it current) -----------------------------

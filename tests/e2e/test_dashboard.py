@@ -263,6 +263,7 @@ def test_a_failed_run_shows_the_failing_node_and_its_error(browser: Any, board_f
         board.run_status("failed")
         board.wait_state("1", "failed")
         assert board.state_of("2") == "blocked"
+        board.page.locator("g.dag-node[data-node='1'] text.t3").filter(has_text="@test").wait_for(timeout=TIMEOUT_MS)
         error = board.page.locator("#run-error-body")
         assert error.locator("[data-error-node='1']").count() == 1
         text = error.inner_text()
