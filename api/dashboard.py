@@ -49,6 +49,7 @@ NAMESPACE = "/dashboard"
 PUSH_S = 0.5  # how often the board looks for changed workers, queue, runs and cache while a page is open
 RECENT_RUNS = 40  # runs in the snapshot's list
 CACHE_WINDOW = 200  # finished runs the cache figures are computed over
+RUNS_REFRESH_S = 5.0  # the runs and cache figures are read again when a run ends, else this often (store memory)
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 TERMINAL = ("execution_success", "execution_error", "execution_interrupted")
 
@@ -205,9 +206,10 @@ def runs_and_cache(r: redis.Redis, results: redis.Redis) -> tuple[list[dict], di
     return list(reversed(summaries))[:RECENT_RUNS], cache
 
 
-def snapshot(r: redis.Redis, results: redis.Redis, heartbeat_s: float, progress: dict | None = None) -> dict:
+def snapshot(r: redis.Redis, results: redis.Redis, heartbeat_s: float, progress: dict | None = None,
+             runs_cache: tuple[list[dict], dict] | None = None) -> dict:
     found = workers(r, results, heartbeat_s, progress)
-    runs, cache = runs_and_cache(r, results)
+    runs, cache = runs_cache if runs_cache is not None else runs_and_cache(r, results)
     return {"time": time.time(), "heartbeat_s": heartbeat_s, "workers": found, "hosts": hosts(found),
             "queue": queue(r), "runs": runs, "cache": cache}
 
@@ -337,6 +339,9 @@ class Board:
         self._results: redis.Redis | None = None
         self._workers: list[str] = []  # the worker names, for the worker of a node that starts
         self._workers_at = 0.0
+        self._runs: tuple[list[dict], dict] | None = None  # runs and cache figures, read again when the history moves
+        self._runs_marker: Any = None
+        self._runs_at = 0.0
 
     @property
     def r(self) -> redis.Redis:
@@ -351,7 +356,13 @@ class Board:
         return self._results
 
     def snapshot(self) -> dict:
-        return snapshot(self.r, self.results, self.settings.heartbeat_s, self.progress)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zcard(keys.HISTORY)
+        pipe.zrange(keys.HISTORY, -1, -1)
+        marker, now = pipe.execute(), time.time()
+        if self._runs is None or marker != self._runs_marker or now - self._runs_at > RUNS_REFRESH_S:
+            self._runs, self._runs_marker, self._runs_at = runs_and_cache(self.r, self.results), marker, now
+        return snapshot(self.r, self.results, self.settings.heartbeat_s, self.progress, self._runs)
 
     def connected(self) -> None:
         with self.lock:
