@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from nodes.settings import Settings
-from worker import blocklist, functions, keys, rescue
+from worker import blocklist, keys, rescue
 
 log = logging.getLogger("nodefarm.heartbeat")
 
@@ -111,17 +111,7 @@ def reap(r: redis.Redis, settings: Settings, results: redis.Redis | None = None)
 
 def resend_running(r: redis.Redis, name: str, why: str) -> list[str]:
     """Re-send the nodes worker ``name`` was executing (its running hash), to any worker."""
-    running = r.hgetall(keys.worker_running(name))
-    r.delete(keys.worker_running(name))
-    rescued: list[str] = []
-    for payload in running.values():
-        pid, nid, seq = json.loads(payload)[:3]
-        log.warning("worker %s %s while running node %s of %s; re-sending it", name, why, nid, pid)
-        pipe = r.pipeline()
-        functions.publish_in(pipe, pid, [(nid, int(seq), "")])
-        pipe.execute()
-        rescued.append(f"{pid}/{nid}")
-    return rescued
+    return rescue.resend_held(r, keys.worker_running(name), name, why, "while running")
 
 
 def restarted(r: redis.Redis, settings: Settings) -> list[str]:

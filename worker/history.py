@@ -138,18 +138,11 @@ class JobFacts:
         return float(self.end - self.start) if self.start and self.end else 0.0
 
 
-def job_facts(entry: Mapping[str, Any], finished_at: float | None = None) -> JobFacts:
-    number, _pid, _prompt, extra_data, _outputs = (list(entry.get("prompt") or []) + [None] * 5)[:5]
-    extra = extra_data if isinstance(extra_data, dict) else {}
-    created = extra.get("create_time")
-    pnginfo = extra.get("extra_pnginfo")
-    workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
-    workflow_id = workflow.get("id") if isinstance(workflow, dict) else None
-    status_info = entry.get("status") or {}
+def message_times(messages: Any) -> tuple[Any, Any, dict | None, bool]:
+    """(start, end, execution_error data, interrupted) of a run from its status messages."""
     start = end = None
     error = None
     interrupted = False
-    messages = status_info.get("messages") if isinstance(status_info, dict) else None
     for item in messages if isinstance(messages, list) else []:
         if not (isinstance(item, (list, tuple)) and len(item) >= 2 and isinstance(item[1], dict)):
             continue
@@ -162,6 +155,19 @@ def job_facts(entry: Mapping[str, Any], finished_at: float | None = None) -> Job
                 error = data
             elif name == "execution_interrupted":
                 interrupted = True
+    return start, end, error, interrupted
+
+
+def job_facts(entry: Mapping[str, Any], finished_at: float | None = None) -> JobFacts:
+    number, _pid, _prompt, extra_data, _outputs = (list(entry.get("prompt") or []) + [None] * 5)[:5]
+    extra = extra_data if isinstance(extra_data, dict) else {}
+    created = extra.get("create_time")
+    pnginfo = extra.get("extra_pnginfo")
+    workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
+    workflow_id = workflow.get("id") if isinstance(workflow, dict) else None
+    status_info = entry.get("status") or {}
+    messages = status_info.get("messages") if isinstance(status_info, dict) else None
+    start, end, error, interrupted = message_times(messages)
     start = start if _finite(start) else None
     end = end if _finite(end) else None
     failed = isinstance(status_info, dict) and status_info.get("status_str") == "error"

@@ -137,19 +137,25 @@ def _triple(payload: bytes) -> tuple[str, str, int] | None:
         return None
 
 
-def resend_reserved(r: redis.Redis, name: str, why: str) -> list[str]:
-    """Re-send the nodes worker ``name`` had taken but not started (its reserved hash), to any worker."""
-    reserved = r.hgetall(keys.worker_reserved(name))
-    r.delete(keys.worker_reserved(name))
+def resend_held(r: redis.Redis, key: str, name: str, why: str, doing: str) -> list[str]:
+    """Re-send, to any worker, the nodes listed in worker ``name``'s hash ``key`` (what it was running,
+    or had taken and not started), and forget them."""
+    held = r.hgetall(key)
+    r.delete(key)
     rescued: list[str] = []
-    for payload in reserved.values():
+    for payload in held.values():
         pid, nid, seq = json.loads(payload)[:3]
-        log.warning("worker %s %s holding node %s of %s (not started); re-sending it", name, why, nid, pid)
+        log.warning("worker %s %s %s node %s of %s; re-sending it", name, why, doing, nid, pid)
         pipe = r.pipeline()
         functions.publish_in(pipe, pid, [(nid, int(seq), "")])
         pipe.execute()
         rescued.append(f"{pid}/{nid}")
     return rescued
+
+
+def resend_reserved(r: redis.Redis, name: str, why: str) -> list[str]:
+    """Re-send the nodes worker ``name`` had taken but not started (its reserved hash), to any worker."""
+    return resend_held(r, keys.worker_reserved(name), name, why, "holding")  # taken from the broker, not started
 
 
 def start(settings: Settings, holdings: Holdings, stop: threading.Event) -> threading.Thread:

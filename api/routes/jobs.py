@@ -124,25 +124,6 @@ def outputs_summary(outputs: dict[str, Any]) -> tuple[int, int, dict[str, Any] |
     return count, previewable, preview or fallback or text_file or text_value
 
 
-def _message_times(messages: Any) -> tuple[int | None, int | None, dict | None, bool]:
-    start = end = None
-    error = None
-    interrupted = False
-    for entry in messages if isinstance(messages, list) else []:
-        if not (isinstance(entry, (list, tuple)) and len(entry) >= 2 and isinstance(entry[1], dict)):
-            continue
-        name, data = entry[0], entry[1]
-        if name == "execution_start":
-            start = data.get("timestamp")
-        elif name in ("execution_success", "execution_error", "execution_interrupted"):
-            end = data.get("timestamp")
-            if name == "execution_error":
-                error = data
-            elif name == "execution_interrupted":
-                interrupted = True
-    return start, end, error, interrupted
-
-
 def queue_job(item: QueueItem, status: str, include_workflow: bool = False, started: int | None = None) -> dict[str, Any]:
     number, pid, prompt, extra_data = item.number, item.prompt_id, item.prompt, item.extra_data
     create_time, workflow_id = _meta(extra_data)
@@ -195,7 +176,7 @@ def history_job(pid: str, entry: dict[str, Any], include_outputs: bool = False, 
 
 
 def _started(pid: str) -> int | None:
-    start, _end, _err, _int = _message_times(runstore.messages(farm().r, pid, first=1))
+    start, _end, _err, _int = history.message_times(runstore.messages(farm().r, pid, first=1))
     return int(start) if isinstance(start, (int, float)) else None
 
 
