@@ -33,7 +33,8 @@ def gpu_devices() -> list[dict[str, Any]]:
         return []
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index,name,memory.total,memory.free", "--format=csv,noheader,nounits"],
+            ["nvidia-smi", "--query-gpu=index,name,memory.total,memory.free,utilization.gpu",
+             "--format=csv,noheader,nounits"],
             capture_output=True, text=True, timeout=5, check=True,
         ).stdout
     except (subprocess.SubprocessError, OSError):
@@ -42,7 +43,7 @@ def gpu_devices() -> list[dict[str, Any]]:
     allowed = [v.strip() for v in visible.split(",")] if visible else None
     devices: list[dict[str, Any]] = []
     for line in out.strip().splitlines():
-        idx, name, total, free = [p.strip() for p in line.split(",")]
+        idx, name, total, free, *rest = [p.strip() for p in line.split(",")]
         if allowed is not None and idx not in allowed:
             continue
         mib = 1024 * 1024
@@ -50,6 +51,8 @@ def gpu_devices() -> list[dict[str, Any]]:
             "name": f"cuda:{len(devices)} {name}", "type": "cuda", "index": len(devices),
             "vram_total": int(float(total)) * mib, "vram_free": int(float(free)) * mib,
             "torch_vram_total": 0, "torch_vram_free": 0,
+            # percent of time a kernel ran over the last sample period ("[N/A]" on some boards)
+            "utilization": float(rest[0]) if rest and rest[0].replace(".", "", 1).isdigit() else None,
         })
     return devices
 
