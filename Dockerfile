@@ -1,4 +1,13 @@
 # The one image of the farm: `nodefarm api` and `nodefarm worker` (see docker-compose.yml).
+
+# The dashboard (/nodefarm/) is built with npm in a stage of its own; only its bundle goes into the image.
+FROM node:20-slim AS dashboard
+WORKDIR /dashboard
+COPY frontend/dashboard/package.json frontend/dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend/dashboard/ ./
+RUN npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -13,6 +22,7 @@ RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TOR
 
 WORKDIR /app
 COPY . /app
+COPY --from=dashboard /dashboard/dist /app/frontend/dashboard/dist
 # with Flower (the compose file's flower service runs `celery ... flower` from this image)
 RUN pip install -e "/app[flower]"
 
