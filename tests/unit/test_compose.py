@@ -103,7 +103,9 @@ def test_commands_parse_with_the_cli(compose: dict[str, Any], name: str) -> None
 
 def test_dockerfile_installs_torch_before_the_project() -> None:
     lines = [line.strip() for line in (REPO / "Dockerfile").read_text().splitlines()]
-    assert lines[[line.startswith("FROM") for line in lines].index(True)] == "FROM python:3.11-slim"
+    froms = [line for line in lines if line.startswith("FROM")]
+    assert froms == ["FROM node:20-slim AS dashboard", "FROM python:3.11-slim"]  # the image is the last stage
+    assert "COPY --from=dashboard /dashboard/dist /app/frontend/dashboard/dist" in lines  # the built dashboard
     runs = [line for line in lines if line.startswith("RUN pip install")]
     assert "torch==" in runs[0]
     assert runs[-1].endswith('"/app[flower]"') and "torch" not in runs[-1]  # the flower service runs this image
