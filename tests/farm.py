@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,20 @@ class RedisServer:
 
 # RedisServer(..., *AOF): the state Redis as production runs it (DESIGN section 4)
 AOF = ("--appendonly", "yes", "--appendfsync", "everysec")
+
+@contextmanager
+def functions_redis(workdir: Path) -> Iterator[redis.Redis]:
+    """A private redis-server with the farm's Redis Functions loaded: the Redis side alone, no workers."""
+    from worker import functions
+
+    server = RedisServer(workdir)
+    client = redis.Redis.from_url(server.url)
+    functions.load(client)
+    try:
+        yield client
+    finally:
+        server.stop()
+
 
 API_CMD = "from nodes.settings import Settings; from api.cli.server import serve; serve(Settings.from_env())"
 WORKER_CMD = "from nodes.settings import Settings; from worker.main import run_worker; run_worker(Settings.from_env(), None, 1, 'prefork')"

@@ -20,19 +20,16 @@ import redis
 import requests
 
 from nodes.settings import Settings
-from tests.farm import Farm, RedisServer, assert_success, marks
-from worker import blocklist, functions, heartbeat, keys
+from tests.farm import Farm, assert_success, functions_redis, marks
+from worker import blocklist, heartbeat, keys
 
 # ---- the Redis side, without workers -----------------------------------------------------------
 
 
 @pytest.fixture()
 def r(tmp_path: Path) -> Iterator[redis.Redis]:
-    server = RedisServer(tmp_path / "redis")
-    client = redis.Redis.from_url(server.url)
-    functions.load(client)
-    yield client
-    server.stop()
+    with functions_redis(tmp_path / "redis") as client:
+        yield client
 
 
 def settings(name: str = "w1", **changes: Any) -> Settings:

@@ -23,19 +23,16 @@ import requests
 
 from api.routes import jobs as jobs_route
 from nodes.core.item import QueueItem
-from tests.farm import Farm, RedisServer
-from worker import functions, history, keys, prompt_queue
+from tests.farm import Farm, functions_redis
+from worker import history, keys, prompt_queue
 
 # ---- the queue's Redis Functions on a bare Redis ---------------------------------------------------------
 
 
 @pytest.fixture()
 def r(tmp_path: Path) -> Iterator[redis.Redis]:
-    server = RedisServer(tmp_path / "redis")
-    client = redis.Redis.from_url(server.url)
-    functions.load(client)
-    yield client
-    server.stop()
+    with functions_redis(tmp_path / "redis") as client:
+        yield client
 
 
 def queue(r: redis.Redis, submitter: str, number: float, priority: int | None = None) -> str:

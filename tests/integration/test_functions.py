@@ -21,7 +21,7 @@ import redis
 
 from nodes.core import state
 from nodes.core.state import NodeSpec, RunState
-from tests.farm import RedisServer
+from tests.farm import functions_redis
 from worker import events, functions, keys, runstore
 
 pytestmark = pytest.mark.integration
@@ -29,11 +29,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def r(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    server = RedisServer(Path(tmp_path_factory.mktemp("redis-fn")))
-    client = redis.Redis.from_url(server.url)
-    functions.load(client)
-    yield client
-    server.stop()
+    with functions_redis(Path(tmp_path_factory.mktemp("redis-fn"))) as client:
+        yield client
 
 
 def random_run(rng: random.Random, pid: str, n: int) -> RunState:
