@@ -3,7 +3,7 @@
 --
 -- nf_enqueue a validated run joins the queue (and every client hears the new queue size).
 -- nf_admit  the next run of the queue starts running (when fewer than the maximum run): highest
---           priority level first, submitters taking turns within a level (nf_dequeue, nf_requeue too).
+--           priority level first, submitters taking turns within a level (nf_dequeue, nf_requeue, nf_front too).
 -- nf_start  a node task begins: checks it is the live dispatch, counts the attempt, registers it on
 --           its worker (for rescue), sends its start events; returns what the worker needs.
 -- nf_done   a node finished: the mirror of nodes/core/state.py node_done (status, waiters, dispatch,
@@ -444,6 +444,31 @@ local function nf_dequeue(keys, args)
   return removed
 end
 
+-- nf_front(KEYS = item, queue keys; lane prefix, turns prefix, pid, item JSON, level, submitter, number):
+-- makes a pending run the next one admitted: at ``level`` (no pending level above it), with ``number``
+-- (below every other pending run's) in its lane, its submitter taking the first turn of the level.
+-- Python read the queue to choose level and number; when the queue moved meanwhile so that they no
+-- longer put the run first, nothing changes. -> 1 moved, 0 not pending, -1 read again
+local function nf_front(keys, args)
+  local q = Q(keys, 2, args)
+  local pid, level, number = args[3], args[5], tonumber(args[7])
+  if not redis.call('ZSCORE', q.queue, pid) then return 0 end
+  local top = redis.call('ZRANGE', q.levels, 0, 0)
+  if #top > 0 and tonumber(top[1]) > tonumber(level) then return -1 end
+  local low = redis.call('ZRANGE', q.queue, 0, 1, 'WITHSCORES')
+  for i = 1, #low, 2 do
+    if low[i] ~= pid and tonumber(low[i + 1]) <= number then return -1 end
+  end
+  redis.call('SET', keys[1], args[4])
+  queue_add(q, pid, args[7], level, args[6])
+  local first = redis.call('ZRANGE', q.turns .. level, 0, 0, 'WITHSCORES')
+  if first[1] ~= args[6] then
+    redis.call('ZADD', q.turns .. level, tonumber(first[2]) - 1, args[6])
+  end
+  broadcast_status(q.events, q.queue, q.running)
+  return 1
+end
+
 -- nf_requeue(KEYS = item, queue keys; lane prefix, turns prefix, pid, item JSON, level, submitter):
 -- a pending run moves to another priority level (its item rewritten to say so), keeping its number.
 -- -> 1, or 0 when it is not pending (nothing changes)
@@ -462,6 +487,7 @@ redis.register_function('nf_admit', nf_admit)
 redis.register_function('nf_enqueue', nf_enqueue)
 redis.register_function('nf_dequeue', nf_dequeue)
 redis.register_function('nf_requeue', nf_requeue)
+redis.register_function('nf_front', nf_front)
 redis.register_function('nf_done', nf_done)
 redis.register_function('nf_finish', nf_finish)
 redis.register_function('nf_publish', nf_publish)

@@ -9,7 +9,8 @@ Admission order, farm-wide (``nf_admit`` in functions.lua, :func:`admission_orde
    takes the next turn, after every other submitter waiting there: one client's 500 queued runs delay
    another client's single run by at most one run of each other client of its level;
 3. within a submitter, ComfyUI's order: lower ``number`` first (``front`` gives a negative number, so
-   it jumps ahead of that client's other runs; to jump ahead of other clients, raise the priority).
+   it jumps ahead of that client's other runs; to jump ahead of other clients, raise the priority,
+   or move it to the front: ``POST /api/jobs/<id>/front`` (:func:`move_to_front`).
 
 A submitter that already runs ``NODEFARM_MAX_RUNS_PER_CLIENT`` runs is passed over (its turn keeps),
 so a lower level or another client goes instead. For a single client this is exactly ComfyUI's queue.
@@ -132,6 +133,35 @@ def set_priority(r: redis.Redis, pid: str, priority: int) -> bool:
     fkeys = [keys.run_item(pid), *_queue_keys()]
     return bool(r.fcall("nf_requeue", len(fkeys), *fkeys, *PREFIXES, pid, json.dumps(item.wire()),
                         str(priority_of(item.extra_data)), submitter_of(item.extra_data)))
+
+
+def move_to_front(r: redis.Redis, pid: str) -> QueueItem | None:
+    """Make a pending run the next one admitted (its submitter's cap allowing): raised to the highest
+    pending level when below it, numbered below every other pending run (a fresh negative number, as
+    ComfyUI's ``front``), its submitter first in its level's turns. Its item, changed; None when not
+    pending. One atomic step (``nf_front``) that checks the queue read here still holds."""
+    for _ in range(FRONT_TRIES):
+        item = load_item(r, pid)
+        if item is None or r.zscore(keys.QUEUE, pid) is None:
+            return None
+        top = r.zrange(keys.QUEUE_LEVELS, 0, 0)
+        level = priority_of(item.extra_data)
+        if top and int(_s(top[0])) > level:
+            level = int(_s(top[0]))
+            item.extra_data = {**item.extra_data, PRIORITY_KEY: level}
+        others = [score for p, score in r.zrange(keys.QUEUE, 0, 1, withscores=True) if _s(p) != pid]
+        if others and others[0] <= item.number:
+            number = min(-next_number(r), others[0] - 1)
+            item.number = int(number) if float(number).is_integer() else number
+        fkeys = [keys.run_item(pid), *_queue_keys()]
+        moved = int(r.fcall("nf_front", len(fkeys), *fkeys, *PREFIXES, pid, json.dumps(item.wire()), str(level),
+                            submitter_of(item.extra_data), repr(float(item.number))))
+        if moved >= 0:
+            return item if moved else None
+    raise RuntimeError(f"the queue kept changing while run {pid} was moved to the front; try again")
+
+
+FRONT_TRIES = 20  # reads of the queue before move_to_front gives up (each lost only to a concurrent change)
 
 
 def load_item(r: Any, pid: str) -> QueueItem | None:

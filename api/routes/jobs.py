@@ -310,9 +310,24 @@ def set_job_priority(job_id: str, body: JobPriorityBody) -> Response:
     f = farm()
     if prompt_queue.set_priority(f.r, job_id, body.priority):
         return json_response({"id": job_id, "status": PENDING, "priority_level": body.priority})
+    return _not_pending(job_id, "only a queued job's priority can change")
+
+
+@bp.route("/api/jobs/<job_id>/front", methods=["POST"])
+@takes(path=JobIdPath, error_type="plain",
+       summary="Move a pending job to the front: the next job admitted (worker/prompt_queue.py move_to_front)")
+def move_job_to_front(job_id: str) -> Response:
+    item = prompt_queue.move_to_front(farm().r, job_id)
+    if item is not None:
+        return json_response({"id": job_id, "status": PENDING, "number": item.number,
+                              "priority_level": prompt_queue.priority_of(item.extra_data)})
+    return _not_pending(job_id, "only a queued job can move to the front")
+
+
+def _not_pending(job_id: str, why: str) -> Response:
     if find_job(job_id) is None:
         return _error("Job not found", 404)
-    return _error("Job is not pending: only a queued job's priority can change", 409)
+    return _error(f"Job is not pending: {why}", 409)
 
 
 @bp.route("/api/jobs/cancel", methods=["POST"])

@@ -126,6 +126,31 @@ def test_taking_runs_off_and_changing_a_priority(r: redis.Redis) -> None:
     assert queue_keys_left(r) == []
 
 
+def test_moving_a_run_to_the_front(r: redis.Redis) -> None:
+    a = [queue(r, "alice", n) for n in range(1, 4)]
+    b = queue(r, "bob", 4)
+    c = queue(r, "carol", 5, priority=2)
+    assert prompt_queue.pending_ids(r) == [c, a[0], b, a[1], a[2]]
+    moved = prompt_queue.move_to_front(r, b)  # above a higher level: raised to it, and first there
+    assert moved is not None and moved.extra_data["priority"] == 2 and moved.number < 1
+    assert prompt_queue.pending_ids(r) == [b, c, a[0], a[1], a[2]]
+    item = prompt_queue.load_item(r, b)
+    assert item is not None and item.wire() == moved.wire()  # what /queue shows says so
+    moved = prompt_queue.move_to_front(r, a[2])
+    assert moved is not None and prompt_queue.pending_ids(r) == [a[2], b, c, a[0], a[1]]
+    again = prompt_queue.move_to_front(r, a[2])  # already first: nothing to change
+    assert again is not None and again.number == moved.number
+    assert prompt_queue.pending_ids(r) == [a[2], b, c, a[0], a[1]]
+    assert prompt_queue.move_to_front(r, "unknown") is None
+    low = queue(r, "dave", -10**6)  # a front run with a number below the counter's: still first after a move
+    assert prompt_queue.move_to_front(r, a[0]) is not None
+    assert prompt_queue.pending_ids(r)[0] == a[0] and prompt_queue.pending_ids(r)[-1] == low
+    # next means next: once a[0] ran, alice's turn is the level's last again (fair to bob and carol)
+    assert admit_all(r) == [a[0], b, c, a[2], a[1], low]
+    assert prompt_queue.move_to_front(r, b) is None  # running
+    assert queue_keys_left(r) == []
+
+
 # ---- the history indexes on a bare Redis -----------------------------------------------------------------
 
 
@@ -213,6 +238,8 @@ def test_one_clients_many_runs_do_not_starve_anothers_single_run(tmp_path: Path)
         assert requests.post(f"{farm.url}/api/jobs/{bob}/priority", json={"priority": 1}, timeout=10).status_code == 409
         assert requests.post(f"{farm.url}/api/jobs/{uuid.uuid4()}/priority", json={"priority": 1}, timeout=10).status_code == 404
         assert requests.post(f"{farm.url}/api/jobs/{bob}/priority", json={"priority": "high"}, timeout=10).status_code == 400
+        assert requests.post(f"{farm.url}/api/jobs/{bob}/front", timeout=10).status_code == 409
+        assert requests.post(f"{farm.url}/api/jobs/{uuid.uuid4()}/front", timeout=10).status_code == 404
         bad = farm.post(slow("fair", 1.0, 0.0), extra_data={"priority": 1.5})
         assert bad.status_code == 400 and "priority" in bad.text
     finally:

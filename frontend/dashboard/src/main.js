@@ -4,7 +4,7 @@
 // `workers`, `queue`, `runs`, `cache` when they change and every run event of the farm as `event`.
 // socket.io-client reconnects by itself; a run page then catches up on the events it missed with
 // GET /nodefarm/runs/<id>/events?after=<last event id>. Every action goes through the HTTP API that
-// scripts use (/api/jobs/<id>/cancel, /interrupt, /queue, /prompt with front, /api/jobs/<id>/priority).
+// scripts use (/prompt, /api/jobs/<id>/cancel, /interrupt, /api/jobs/<id>/front, /api/jobs/<id>/priority).
 import { io } from "socket.io-client";
 import "./style.css";
 import * as dag from "./dag.js";
@@ -16,7 +16,6 @@ const conn = document.getElementById("conn");
 const clientId = "dashboard-" + Math.random().toString(36).slice(2, 12);
 const state = {
   snap: null,
-  features: { priority: false },
   examples: null,
   run: null, // the open run page: {id, detail, drawn, lastEvent, previews, picked, buffer}
   dirty: new Set(),
@@ -78,14 +77,6 @@ function errorText(r) {
   return typeof e === "string" ? e : [e.message, e.details].filter(Boolean).join(": ");
 }
 
-async function detectFeatures() {
-  const r = await call("GET", "/openapi.json");
-  const paths = Object.keys((r.data && r.data.paths) || {});
-  state.features.priority = paths.some((p) => /\/jobs\/\{[^}]+\}\/priority$/.test(p));
-  state.dirty.add("queue");
-  paint();
-}
-
 function notify(text, kind = "info") {
   const box = document.getElementById("toast") || document.body.appendChild(h("div", { id: "toast", role: "status", "aria-live": "polite" }));
   box.dataset.kind = kind;
@@ -105,24 +96,15 @@ async function promptOf(id) {
   return r.data.prompt;
 }
 
-async function submit(prompt, { front = false, extra = undefined } = {}) {
+async function submit(prompt, { extra = undefined } = {}) {
   const body = { prompt, client_id: clientId };
-  if (front) body.front = true;
   if (extra) body.extra_data = extra;
   return call("POST", "/prompt", body);
 }
 
 async function moveToFront(id) {
-  try {
-    const prompt = await promptOf(id);
-    const del = await call("POST", "/queue", { delete: [id] });
-    if (!del.ok) throw new Error(errorText(del));
-    const r = await submit(prompt, { front: true });
-    if (!r.ok) throw new Error(errorText(r));
-    notify(`Moved to the front as ${r.data.prompt_id}`);
-  } catch (err) {
-    notify(`Move to front failed: ${err.message}`, "error");
-  }
+  const r = await call("POST", `/api/jobs/${encodeURIComponent(id)}/front`);
+  notify(r.ok ? `Run ${id} is next` : `Move to front failed: ${errorText(r)}`, r.ok ? "info" : "error");
 }
 
 async function retry(id) {
@@ -254,7 +236,7 @@ function paintQueue(el) {
         h("button", { type: "button", "aria-label": `Cancel run ${j.id}`, "data-action": "cancel", onclick: () => cancelRun(j.id) }, "Cancel"),
         j.status === "pending" ? h("button", { type: "button", "aria-label": `Move run ${j.id} to the front`, "data-action": "front",
                                               onclick: () => moveToFront(j.id) }, "To front") : null,
-        j.status === "pending" && state.features.priority ? priorityControl(j) : null)))))));
+        j.status === "pending" ? priorityControl(j) : null)))))));
 }
 
 function priorityControl(j) {
@@ -589,5 +571,4 @@ async function send(body, result, name) {
 window.nodefarmDashboard = true; // the page's inline script shows an error when this never happens
 window.addEventListener("hashchange", route);
 route();
-detectFeatures();
 setInterval(() => { if (state.run && state.run.detail && state.run.detail.status === "running") paintRun(state.run); }, 1000);
