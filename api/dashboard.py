@@ -16,7 +16,8 @@ the per-client events of ComfyUI clients on ``/``:
 
 A run's page starts from ``GET /nodefarm/dashboard/runs/<id>`` (:func:`run_detail`): its graph, each
 node's state, worker and times (from the run's event stream, whose entry ids are milliseconds), the
-error with its traceback, and the images. With tokens the namespace needs one, as every route does.
+error with its traceback, the images, and the latest preview of each node (sent before the page opened:
+``GET /nodefarm/dashboard/preview?run=&event=`` serves it from the stream). With tokens the namespace needs one, as every route does.
 Every action of the page (cancel, move to front, priority, retry, submit) uses the HTTP API scripts use.
 """
 
@@ -38,7 +39,7 @@ from flask_socketio import SocketIO
 from api import auth as auth_rules
 from api.auth import SUBMITTER_KEY
 from api.routing import farm, json_response
-from api.schemas import PromptIdPath
+from api.schemas import PreviewQuery, PromptIdPath
 from api.validate import takes
 from nodes.settings import Settings
 from worker import blocklist, events, history, keys, prompt_queue
@@ -228,10 +229,14 @@ def run_detail(r: redis.Redis, pid: str) -> dict | None:
                               for nid in (prompt or {})}
     made = {_s(k): _s(v) for k, v in r.hgetall(keys.run_part(pid, "made")).items()}
     last, status, error, outputs, start, end = "0-0", "pending", None, {}, None, None
+    previews: dict[str, str] = {}  # node (or "preview") -> the event id of its latest preview
     for entry_id, fields in r.xrange(keys.run_events(pid), min="-"):
         last = _s(entry_id)
         ev = events.decode_entry(fields)
         if isinstance(ev["type"], int):
+            shown = _preview(ev["type"], ev["data"])
+            if shown is not None:
+                previews[str(shown["node"] or "preview")] = last
             continue
         kind, data = ev["type"], ev["data"] if isinstance(ev["data"], dict) else {}
         at = _ms(last)
@@ -272,7 +277,7 @@ def run_detail(r: redis.Redis, pid: str) -> dict | None:
     if item is None and entry and status == "pending":  # finished before its events were kept
         status = run_summary(pid, entry)["status"]
     return {"id": pid, "number": number, "status": status, "start": start, "end": end, "prompt": prompt,
-            "nodes": nodes, "error": error, "outputs": outputs, "last_event": last}
+            "nodes": nodes, "error": error, "outputs": outputs, "previews": previews, "last_event": last}
 
 
 def _failed_on(r: redis.Redis, pid: str, nid: str) -> str | None:
@@ -303,9 +308,29 @@ def get_snapshot() -> Response:
 def get_run(prompt_id: str) -> Response:
     found = run_detail(farm().r, prompt_id)
     if found is None:
-        return json_response({"error": {"type": "not_found", "message": "No such run", "details": prompt_id,
-                                         "extra_info": {}}, "node_errors": {}}, 404)
+        return _not_found("No such run", prompt_id)
     return json_response(found)
+
+
+def _not_found(message: str, details: str) -> Response:
+    return json_response({"error": {"type": "not_found", "message": message, "details": details, "extra_info": {}},
+                          "node_errors": {}}, 404)
+
+
+@bp.route("/nodefarm/dashboard/preview", methods=["GET"])
+@takes(query=PreviewQuery, summary="A preview image a run sent (its event id from the run's page): what a page "
+                                   "opened later shows")
+def get_preview(query: PreviewQuery) -> Response:
+    found = farm().r.xrange(keys.run_events(query.run), min=query.event, max=query.event, count=1)
+    shown = None
+    if found:
+        ev = events.decode_entry(found[0][1])
+        shown = _preview(ev["type"], ev["data"]) if isinstance(ev["type"], int) else None
+    if shown is None:
+        return _not_found("No such preview", f"{query.run} {query.event}")
+    res = Response(shown["image"], mimetype=shown["mime"])
+    res.headers["Cache-Control"] = "private, max-age=86400, immutable"  # an event never changes
+    return res
 
 
 @bp.route("/nodefarm/dashboard/examples", methods=["GET"])

@@ -99,6 +99,13 @@ class EventsQuery(Query):
     after: StreamId | None = None
 
 
+class PreviewQuery(Query):
+    """``GET /nodefarm/dashboard/preview``: one stored preview event of a run."""
+
+    run: ShortName
+    event: StreamId
+
+
 # ---- files -----------------------------------------------------------------------------------------
 
 

@@ -171,6 +171,21 @@ def test_a_nodes_live_preview_shows_on_the_run_page(browser: Any, board_farm: Fa
         preview.wait_for(timeout=TIMEOUT_MS)
         board.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(),
                                      timeout=TIMEOUT_MS)
+        # a page opened after the preview was sent shows it too: served from the run's stream
+        pid = board.page.url.rsplit("/", 1)[-1]
+        board.page.reload()
+        board.run_status("done")
+        stored = board.page.locator("#run-images-body figure[data-node='2'] img.preview[src^='/nodefarm/dashboard/preview?']")
+        stored.wait_for(timeout=TIMEOUT_MS)
+        board.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=stored.element_handle(),
+                                     timeout=TIMEOUT_MS)
+        src = stored.get_attribute("src")
+        res = requests.get(board_farm.url + src, timeout=10)
+        assert res.status_code == 200 and res.headers["Content-Type"].startswith("image/") and len(res.content) > 0
+        missing = requests.get(f"{board_farm.url}/nodefarm/dashboard/preview", params={"run": pid, "event": "1-0"}, timeout=10)
+        assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+        bad = requests.get(f"{board_farm.url}/nodefarm/dashboard/preview", params={"run": pid, "event": "x"}, timeout=10)
+        assert bad.status_code == 400
         assert board.problems() == []
     finally:
         board.close()

@@ -283,7 +283,7 @@ function cmpId(a, b) {
 
 async function openRun(id) {
   if (state.run && state.run.id === id) return;
-  const run = { id, detail: null, drawn: null, lastEvent: "0-0", previews: {}, picked: null, buffer: [] };
+  const run = { id, detail: null, drawn: null, lastEvent: "0-0", previews: {}, previewIds: {}, picked: null, buffer: [] };
   state.run = run;
   document.title = `run ${id.slice(0, 8)} · nodefarm`;
   replace(view, h("section", { class: "card", "aria-labelledby": "run-h" }, h("h2", { id: "run-h" }, `Run ${id}`), h("p", {}, "loading…")));
@@ -296,6 +296,7 @@ async function openRun(id) {
   if (!r.ok) return replace(view, h("section", { class: "card" }, h("h2", {}, `Run ${id}`), h("p", { class: "error" }, errorText(r))));
   run.detail = r.data;
   run.lastEvent = r.data.last_event || "0-0";
+  storedPreviews(run, r.data.previews);
   buildRun(run);
   for (const ev of run.buffer.splice(0)) apply(run, ev);
   paintRun(run);
@@ -310,6 +311,27 @@ async function catchUp(run) {
   const r = await call("GET", `/nodefarm/runs/${encodeURIComponent(run.id)}/events?after=${after}`);
   if (!r.ok || state.run !== run) return;
   for (const ev of r.data) apply(run, { ...ev, pid: run.id }, true);
+  const d = await call("GET", `/nodefarm/dashboard/runs/${encodeURIComponent(run.id)}`); // previews missed meanwhile
+  if (d.ok && state.run === run && storedPreviews(run, d.data.previews)) paintRun(run);
+}
+
+// The latest preview of each node, as the run's stream holds it (sent before the page opened, or while it was away).
+function storedPreviews(run, previews) {
+  let changed = false;
+  for (const [nid, eid] of Object.entries(previews || {})) {
+    const url = `/nodefarm/dashboard/preview?run=${encodeURIComponent(run.id)}&event=${encodeURIComponent(eid)}`;
+    changed = setPreview(run, nid, url, eid) || changed;
+  }
+  return changed;
+}
+
+function setPreview(run, key, url, eid) {
+  const known = run.previewIds[key];
+  if (known && cmpId(known, eid) >= 0) return false; // what is shown is as new
+  if (String(run.previews[key] || "").startsWith("blob:")) URL.revokeObjectURL(run.previews[key]);
+  run.previews[key] = url;
+  run.previewIds[key] = eid;
+  return true;
 }
 
 function buildRun(run) {
@@ -369,9 +391,8 @@ function apply(run, ev, replayed = false) {
     case "execution_success": d.status = "done"; d.end = at; settle(run); break;
     case "preview": {
       const blob = new Blob([data.image], { type: data.mime || "image/jpeg" });
-      const key = data.node || "preview";
-      if (run.previews[key]) URL.revokeObjectURL(run.previews[key]);
-      run.previews[key] = URL.createObjectURL(blob);
+      const url = URL.createObjectURL(blob);
+      if (!setPreview(run, data.node || "preview", url, ev.id)) URL.revokeObjectURL(url);
       break;
     }
     default: return;
