@@ -59,6 +59,13 @@ class Board(Editor):
                           (el.id && document.querySelector(`label[for="${el.id}"]`)) || el.closest('label');
             return !named; }).map(el => el.outerHTML.slice(0, 120))""")
 
+    def outside_drawing(self) -> list[str]:
+        """Boxes and edges of the run's graph that reach beyond its drawing (where they would be cut off)."""
+        return self.js("""() => { const svg = document.querySelector('svg.dag'); const b = svg.getBoundingClientRect();
+            return [...svg.querySelectorAll('path.edge, g.dag-node')].filter(el => { const r = el.getBoundingClientRect();
+                return r.left < b.left - 1 || r.top < b.top - 1 || r.right > b.right + 1 || r.bottom > b.bottom + 1; })
+              .map(el => el.outerHTML.slice(0, 120)); }""")
+
     def state_of(self, nid: str) -> str:
         return str(self.page.locator(f"g.dag-node[data-node='{nid}']").get_attribute("data-state"))
 
@@ -153,6 +160,28 @@ def test_an_example_picked_on_the_page_runs_and_is_followed_to_its_images(browse
         saver = next(nid for nid, node in prompt.items() if node["class_type"] == "SaveImage")
         board.page.locator(f"#run-images-body figure[data-node='{saver}'] img.output").first.wait_for(timeout=TIMEOUT_MS)
         board.screenshot(f"dashboard_example_{example.removesuffix('.json')}")
+        assert board.problems() == []
+    finally:
+        board.close()
+
+
+def test_the_drawing_holds_every_node_and_edge_of_a_graph_with_long_links(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    """Links that skip ranks (a checkpoint's model and VAE in txt2img) are routed around the boxes between."""
+    color = random.randrange(1 << 24)
+    blend = {"blend_factor": 0.5, "blend_mode": "normal"}
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": color}},
+              **{n: {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}} for n in ("2", "3", "4")},
+              "5": {"class_type": "ImageBlend", "inputs": {"image1": ["2", 0], "image2": ["3", 0], **blend}},
+              "6": {"class_type": "ImageBlend", "inputs": {"image1": ["5", 0], "image2": ["4", 0], **blend}},
+              "7": {"class_type": "ImageBlend", "inputs": {"image1": ["6", 0], "image2": ["1", 0], **blend}},
+              "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "board/long"}}}
+    pid = board_farm.submit(prompt)
+    board = Board(browser, board_farm, "long", f"#/run/{pid}")
+    try:
+        board.run_status("done")
+        links = sum(isinstance(v, list) for node in prompt.values() for v in node["inputs"].values())
+        assert board.page.locator("svg.dag path.edge").count() == links == 10
+        assert board.outside_drawing() == []
         assert board.problems() == []
     finally:
         board.close()

@@ -3,7 +3,7 @@
 import dagre from "@dagrejs/dagre";
 import { duration, svg } from "./dom.js";
 
-const W = 190;
+const W = 204;
 const H = 64;
 
 export function edges(prompt) {
@@ -35,10 +35,8 @@ export function layout(prompt) {
 }
 
 export function draw(g, prompt, onPick) {
-  const graph = g.graph();
-  const width = Math.max(graph.width || 0, W + 24);
-  const height = Math.max(graph.height || 0, H + 24);
-  const root = svg("svg", { class: "dag", viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+  const [x0, y0, width, height] = bounds(g);
+  const root = svg("svg", { class: "dag", viewBox: `${x0} ${y0} ${width} ${height}`, width, height, role: "img",
                             "aria-label": "The run's node graph, coloured by state" });
   root.append(svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7,
                                                 markerHeight: 7, orient: "auto-start-reverse" },
@@ -81,6 +79,26 @@ export function update(drawn, nodes) {
     const took = n.start && n.end ? duration(n.end - n.start) : "";
     box.who.textContent = clip([n.worker, took].filter(Boolean).join(" · "), 30);
   }
+}
+
+// What the drawing covers: every box and every edge's route (dagre routes a long edge around the boxes
+// of the ranks it crosses, sometimes beyond the graph's own width and height), with a margin.
+function bounds(g) {
+  const xs = [];
+  const ys = [];
+  for (const nid of g.nodes()) {
+    const n = g.node(nid);
+    xs.push(n.x - W / 2, n.x + W / 2);
+    ys.push(n.y - H / 2, n.y + H / 2);
+  }
+  for (const e of g.edges()) {
+    for (const p of g.edge(e).points || []) { xs.push(p.x); ys.push(p.y); }
+  }
+  if (!xs.length) return [0, 0, W + 24, H + 24];
+  const m = 12;
+  const x0 = Math.floor(Math.min(...xs)) - m;
+  const y0 = Math.floor(Math.min(...ys)) - m;
+  return [x0, y0, Math.ceil(Math.max(...xs)) + m - x0, Math.ceil(Math.max(...ys)) + m - y0];
 }
 
 function clip(text, n) {
