@@ -1,18 +1,22 @@
 """The official ComfyUI editor, in headless Chromium, runs ComfyUI's default text-to-image graph on a
 farm that runs the user's ComfyUI: the user picks the checkpoint the farm has, makes the picture small
-(this is a CPU), presses Run and gets the image."""
+(this is a CPU), presses Run and gets the image. The farm's dashboard (/nodefarm/) runs examples/txt2img.json
+and follows it live to its image, with the sampler's latent previews."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
+from tests.e2e.test_dashboard import TIMEOUT_MS, Board
 from tests.e2e.test_editor import APP, CHROMIUM, CHROMIUM_ARGS, Editor
-from tests.farm import Farm
+from tests.farm import ROOT, Farm
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -97,3 +101,37 @@ def test_the_default_text_to_image_graph_runs_and_shows_its_image(editor: Editor
     editor.page.wait_for_timeout(500)
     editor.screenshot("comfyui_default_graph")
     assert editor.backend_problems() == []
+
+
+def test_the_txt2img_example_runs_from_the_dashboard_followed_to_its_image_with_previews(editor: Editor, cfarm: Farm) -> None:
+    board = Board(editor.context.browser, cfarm, "txt2img", "#/submit")
+    try:
+        # dropped as a user's file, with a seed of its own (a fresh sampling, not the cache's)
+        prompt = json.loads((ROOT / "examples" / "txt2img.json").read_text())
+        prompt["3"]["inputs"]["seed"] = random.randrange(1 << 40)
+        board.drop("txt2img.json", "application/json", json.dumps(prompt).encode())
+        board.page.wait_for_url("**/nodefarm/#/run/*", timeout=TIMEOUT_MS)
+        board.run_status("done", timeout=120_000)
+        states = {nid: board.state_of(nid) for nid in prompt}
+        assert {states[n] for n in ("3", "8", "9")} == {"done"}, states  # sampled, decoded, saved now
+        assert set(states.values()) <= {"done", "cached"}, states  # the checkpoint may be loaded already
+        image = board.page.locator("#run-images-body figure[data-node='9'] img.output").first
+        image.wait_for(timeout=TIMEOUT_MS)
+        board.page.wait_for_function("img => img.complete && img.naturalWidth === 64", arg=image.element_handle(),
+                                     timeout=TIMEOUT_MS)
+        preview = board.page.locator("#run-images-body img.preview").first  # TAESD, one per sampler step
+        preview.wait_for(timeout=TIMEOUT_MS)
+        board.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(),
+                                     timeout=TIMEOUT_MS)
+        assert board.outside_drawing() == []
+        board.screenshot("dashboard_txt2img")
+        # ... and the example itself, picked on the Submit page
+        board.page.goto(f"{cfarm.url}/nodefarm/#/submit")
+        board.page.get_by_role("combobox", name="Example workflow").select_option("txt2img.json")
+        board.page.get_by_role("button", name="Run example").click()
+        board.page.wait_for_url("**/nodefarm/#/run/*", timeout=TIMEOUT_MS)
+        board.run_status("done", timeout=120_000)
+        board.page.locator("#run-images-body figure[data-node='9'] img.output").first.wait_for(timeout=TIMEOUT_MS)
+        assert board.problems() == []
+    finally:
+        board.close()

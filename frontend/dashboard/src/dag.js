@@ -37,6 +37,7 @@ export function layout(prompt) {
 export function draw(g, prompt, onPick) {
   const [x0, y0, width, height] = bounds(g);
   const root = svg("svg", { class: "dag", viewBox: `${x0} ${y0} ${width} ${height}`, width, height, role: "img",
+                            style: `min-width: ${Math.round(width * 0.6)}px`,
                             "aria-label": "The run's node graph, coloured by state" });
   root.append(svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7,
                                                 markerHeight: 7, orient: "auto-start-reverse" },
