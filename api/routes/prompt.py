@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from flask import Blueprint, Response
@@ -63,6 +64,7 @@ def post_prompt() -> Response:
     extra_data = dict(raw.get("extra_data") or {})
     if "client_id" in raw:
         extra_data["client_id"] = client_id
+    extra_data["create_time"] = int(time.time() * 1000)  # as upstream stamps it (the jobs API, a queue's age)
     auth.stamp_submitter(extra_data, client_id)
     item = QueueItem.submitted(number, pid, prompt, extra_data, result.outputs)
     item.deferred = sorted(result.deferred_validation)

@@ -264,6 +264,7 @@ def test_queue_actions_priority_move_to_front_and_cancel_of_pending_runs(browser
         board.page.wait_for_function(f"() => [...document.querySelectorAll('{pending}')].map(r => r.dataset.run).join() === '{b},{c}'",
                                      timeout=TIMEOUT_MS)
         assert board.page.locator(f"#queue-body tr[data-run='{b}'] td").nth(3).inner_text() == "5"
+        assert board.page.locator(f"#queue-body tr[data-run='{b}'] td").nth(5).inner_text().endswith("s")  # its age
         board.page.get_by_role("button", name=f"Cancel run {c}").click()  # a pending run
         board.page.locator(f"#queue-body tr[data-run='{c}']").wait_for(state="detached", timeout=TIMEOUT_MS)
         assert board.page.locator(pending).evaluate_all("rows => rows.map(r => r.dataset.run)") == [b]

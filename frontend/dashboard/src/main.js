@@ -218,6 +218,11 @@ function age(ms) {
   return ms ? duration(Date.now() - ms) : "—";
 }
 
+// Ages tick between queue changes.
+setInterval(() => {
+  for (const el of document.querySelectorAll("[data-since]")) el.textContent = age(Number(el.dataset.since));
+}, 1000);
+
 function paintQueue(el) {
   const q = state.snap.queue || { running: [], pending: [] };
   const rows = [...q.running.map((j) => ({ ...j, status: "running" })), ...q.pending.map((j) => ({ ...j, status: "pending" }))];
@@ -230,7 +235,7 @@ function paintQueue(el) {
       h("td", {}, h("span", { class: `badge st-${j.status}` }, j.status)),
       h("td", {}, String(j.priority)),
       h("td", {}, j.submitter || "—"),
-      h("td", {}, age(j.create_time)),
+      h("td", { "data-since": j.create_time || "" }, age(j.create_time)),
       h("td", {}, String(j.nodes)),
       h("td", { class: "actions" },
         h("button", { type: "button", "aria-label": `Cancel run ${j.id}`, "data-action": "cancel", onclick: () => cancelRun(j.id) }, "Cancel"),
