@@ -216,13 +216,14 @@ def snapshot(r: redis.Redis, results: redis.Redis, heartbeat_s: float, progress:
 
 
 def run_detail(r: redis.Redis, pid: str) -> dict | None:
-    """A run's graph with each node's state, worker and times, its error, images and events so far."""
+    """A run's graph with each node's state, worker and times, its error, images and events so far, and
+    its extra data as ``/queue`` shows it (never the sensitive part): what a retry sends again."""
     item = prompt_queue.load_item(r, pid)
     entry = history.get_one(r, pid).get(pid)
     if item is not None:
-        prompt, number = item.prompt, item.number
+        prompt, number, extra = item.prompt, item.number, item.extra_data
     elif entry:
-        number, _p, prompt = (list(entry.get("prompt") or []) + [None] * 3)[:3]
+        number, _p, prompt, extra = (list(entry.get("prompt") or []) + [None] * 4)[:4]
     else:
         return None
     nodes: dict[str, dict] = {nid: {"state": "waiting", "worker": None, "start": None, "end": None, "value": 0, "max": 1}
@@ -277,7 +278,8 @@ def run_detail(r: redis.Redis, pid: str) -> dict | None:
     if item is None and entry and status == "pending":  # finished before its events were kept
         status = run_summary(pid, entry)["status"]
     return {"id": pid, "number": number, "status": status, "start": start, "end": end, "prompt": prompt,
-            "nodes": nodes, "error": error, "outputs": outputs, "previews": previews, "last_event": last}
+            "nodes": nodes, "error": error, "outputs": outputs, "previews": previews, "last_event": last,
+            "extra_data": extra if isinstance(extra, dict) else {}}
 
 
 def _failed_on(r: redis.Redis, pid: str, nid: str) -> str | None:

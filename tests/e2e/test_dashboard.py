@@ -302,7 +302,8 @@ def test_a_png_made_by_saveimage_dropped_on_the_page_runs_again_fully_cached(bro
 def test_a_failed_run_shows_the_failing_node_and_its_error(browser: Any, board_farm: Farm) -> None:  # noqa: F811
     prompt = {"1": {"class_type": "TestRaise", "inputs": {"value": random.random()}},
               "2": {"class_type": "TestFloatOutput", "inputs": {"value": ["1", 0]}}}
-    pid = board_farm.submit(prompt)
+    extra = {"extra_pnginfo": {"workflow": {"note": "from the editor"}}, "priority": 2}
+    pid = board_farm.submit(prompt, extra_data=extra)
     board = Board(browser, board_farm, "failed", f"#/run/{pid}")
     try:
         board.run_status("failed")
@@ -317,6 +318,15 @@ def test_a_failed_run_shows_the_failing_node_and_its_error(browser: Any, board_f
         board.screenshot("dashboard_07_failed")
         board.page.goto(f"{board_farm.url}/nodefarm/#/")
         board.page.locator(f"#runs-body tr[data-run='{pid}'][data-status=failed]").wait_for(timeout=TIMEOUT_MS)
+        # Retry: the same graph and extra data run again, as a new run whose page opens
+        board.page.get_by_role("button", name=f"Retry run {pid}").click()
+        board.page.wait_for_function(f"() => location.hash.startsWith('#/run/') && !location.hash.endsWith('{pid}')",
+                                     timeout=TIMEOUT_MS)
+        again = board.page.url.split("#/run/")[1]
+        board.run_status("failed")  # it raises again: on purpose
+        _number, _pid, sent, sent_extra, _outputs = board_farm.wait(again)["prompt"][:5]
+        assert sent == prompt
+        assert {k: sent_extra[k] for k in extra} == extra and sent_extra["client_id"].startswith("dashboard-")
         assert board.problems() == []
     finally:
         board.close()

@@ -90,11 +90,14 @@ async function cancelRun(id) {
   notify(r.ok ? `Cancelled ${id}` : `Cancel failed: ${errorText(r)}`, r.ok ? "info" : "error");
 }
 
-async function promptOf(id) {
+async function runOf(id) {
   const r = await call("GET", `/nodefarm/dashboard/runs/${encodeURIComponent(id)}`);
   if (!r.ok) throw new Error(errorText(r));
-  return r.data.prompt;
+  return r.data;
 }
+
+// What the farm stamps on a submission, not sent again by a retry.
+const STAMPED = ["client_id", "create_time", "nodefarm_submitter"];
 
 async function submit(prompt, { extra = undefined } = {}) {
   const body = { prompt, client_id: clientId };
@@ -109,7 +112,9 @@ async function moveToFront(id) {
 
 async function retry(id) {
   try {
-    const r = await submit(await promptOf(id));
+    const run = await runOf(id); // the same graph and extra data (the workflow a saved PNG embeds, a priority)
+    const extra = Object.fromEntries(Object.entries(run.extra_data || {}).filter(([k]) => !STAMPED.includes(k)));
+    const r = await submit(run.prompt, { extra });
     if (!r.ok) throw new Error(errorText(r));
     location.hash = `#/run/${encodeURIComponent(r.data.prompt_id)}`;
   } catch (err) {
