@@ -272,6 +272,10 @@ def run_detail(r: redis.Redis, pid: str) -> dict | None:
     for nid, worker in made.items():
         if nid in nodes and worker:
             nodes[nid]["worker"] = worker
+    busy = [nid for nid, n in nodes.items() if n["state"] == "running" and not n["worker"]]
+    if busy:  # a page opened while they run: the worker that took each (a finished node's is in "made")
+        for nid, worker in running_on(r, [_s(n) for n in r.zrange(keys.WORKERS, 0, -1)], pid, busy).items():
+            nodes[nid]["worker"] = worker
     failed = error.get("node_id") if isinstance(error, dict) else None
     if failed is not None and str(failed) in nodes and not nodes[str(failed)]["worker"]:
         nodes[str(failed)]["worker"] = _failed_on(r, pid, str(failed))
@@ -280,6 +284,16 @@ def run_detail(r: redis.Redis, pid: str) -> dict | None:
     return {"id": pid, "number": number, "status": status, "start": start, "end": end, "prompt": prompt,
             "nodes": nodes, "error": error, "outputs": outputs, "previews": previews, "last_event": last,
             "extra_data": extra if isinstance(extra, dict) else {}}
+
+
+def running_on(r: redis.Redis, workers: list[str], pid: str, nids: list[str]) -> dict[str, str]:
+    """The worker each of a run's nodes runs on now (what each worker registers for rescue), by node."""
+    pipe = r.pipeline(transaction=False)
+    for name in workers:
+        for nid in nids:
+            pipe.hexists(keys.worker_running(name), f"{pid} {nid}")
+    found = iter(pipe.execute())
+    return {nid: name for name in workers for nid in nids if next(found)}
 
 
 def _failed_on(r: redis.Redis, pid: str, nid: str) -> str | None:
@@ -432,10 +446,7 @@ class Board:
         if now - self._workers_at > 2:
             self._workers = [_s(n) for n in self.r.zrange(keys.WORKERS, 0, -1)]
             self._workers_at = now
-        pipe = self.r.pipeline(transaction=False)
-        for name in self._workers:
-            pipe.hexists(keys.worker_running(name), f"{pid} {nid}")
-        return next((name for name, has in zip(self._workers, pipe.execute(), strict=True) if has), None)
+        return running_on(self.r, self._workers, pid, [nid]).get(nid)
 
     def relay(self, entry_id: str, fields: dict) -> None:
         """Send one ``nf:events`` entry to the dashboards (called by the relay, for every entry)."""

@@ -227,6 +227,10 @@ def test_cancel_from_the_dashboard_stops_a_running_run(browser: Any, board_farm:
         row = board.page.locator(f"#queue-body tr[data-run='{pid}'][data-status=running]")
         row.wait_for(timeout=TIMEOUT_MS)
         board.screenshot("dashboard_04_queue_running")
+        # the run's page, opened while a node runs, names the worker running it
+        board.page.goto(f"{board_farm.url}/nodefarm/#/run/{pid}")
+        board.page.locator("g.dag-node.st-running text.t3").filter(has_text="@test").wait_for(timeout=TIMEOUT_MS)
+        board.page.goto(f"{board_farm.url}/nodefarm/#/")
         started = time.time()
         board.page.get_by_role("button", name=f"Cancel run {pid}").click()
         entry = board_farm.wait(pid, timeout=30)
