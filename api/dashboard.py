@@ -41,6 +41,7 @@ from api.auth import SUBMITTER_KEY
 from api.routing import farm, json_response
 from api.schemas import PreviewQuery, PromptIdPath
 from api.validate import takes
+from nodes.core.validation import validate_prompt
 from nodes.settings import Settings
 from worker import blocklist, events, history, keys, prompt_queue
 
@@ -350,15 +351,27 @@ def get_preview(query: PreviewQuery) -> Response:
 
 
 @bp.route("/nodefarm/dashboard/examples", methods=["GET"])
-@takes(summary="The example prompts of examples/*.json, by file name")
+@takes(summary="The example prompts of examples/*.json by file name, each with what stops it on this farm")
 def get_examples() -> Response:
+    """Each example with what stops it on this farm (its validation error: a class or a model it lacks), if anything."""
+    f = farm()
     found: dict[str, Any] = {}
     for path in sorted(EXAMPLES_DIR.glob("*.json")):
         try:
-            found[path.name] = json.loads(path.read_text(encoding="utf-8"))
+            prompt = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        checked = validate_prompt(prompt, f.registry)
+        found[path.name] = {"prompt": prompt, "problem": None if checked.ok else _problem(checked.error or {}, checked.node_errors)}
     return json_response(found)
+
+
+def _problem(error: dict, node_errors: dict) -> str:
+    """A validation failure in a line: the error, else the first node's first error."""
+    for nid, found in node_errors.items():
+        for e in found.get("errors") or []:
+            return f"#{nid} {found.get('class_type', '')}: {e.get('message', '')}: {e.get('details', '')}"
+    return ": ".join(x for x in (error.get("message"), error.get("details")) if x)
 
 
 # ---- live -------------------------------------------------------------------------------------------

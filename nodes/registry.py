@@ -50,6 +50,14 @@ class NodeRegistry:
     def __contains__(self, class_type: object) -> bool:
         return class_type in self.classes
 
+    def missing_hint(self, class_type: str) -> str | None:
+        """Why a class a prompt names is not here, when it is known: one of ComfyUI's core nodes (which
+        nodes/compat declares for packs) on a farm started without the user's ComfyUI."""
+        from nodes.compat.comfy_nodes_standins import NODE_CLASSES
+        from nodes.compat.needs_comfyui import HINT
+
+        return f"{class_type} is one of ComfyUI's core nodes: {HINT}" if class_type in NODE_CLASSES else None
+
     def add_builtin(self, mappings: dict[str, type], display: dict[str, str], module: str) -> None:
         for name, cls in mappings.items():
             self.classes[name] = cls

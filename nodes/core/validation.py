@@ -617,11 +617,12 @@ def _validate_prompt(
         class_type = node["class_type"]
         cls = registry.get(class_type) if isinstance(class_type, str) else None
         if cls is None:
+            hint = registry.missing_hint(class_type) if isinstance(class_type, str) else None
             return _failure(
                 _graph_error(
                     "invalid_prompt",
                     f"Cannot execute because node {class_type} does not exist.",
-                    f"Node ID '#{node_id}'",
+                    f"Node ID '#{node_id}'" + (f": {hint}" if hint else ""),
                 )
             )
         if is_output_node(cls) and (targets is None or node_id in targets):

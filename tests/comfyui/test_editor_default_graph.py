@@ -127,6 +127,9 @@ def test_the_txt2img_example_runs_from_the_dashboard_followed_to_its_image_with_
         board.screenshot("dashboard_txt2img")
         # ... and the example itself, picked on the Submit page
         board.page.goto(f"{cfarm.url}/nodefarm/#/submit")
+        option = board.page.locator("#example option[value='txt2img.json']")
+        option.wait_for(state="attached", timeout=TIMEOUT_MS)
+        assert option.inner_text() == "txt2img.json"  # this farm can run it (ComfyUI and the checkpoint are here)
         board.page.get_by_role("combobox", name="Example workflow").select_option("txt2img.json")
         board.page.get_by_role("button", name="Run example").click()
         board.page.wait_for_url("**/nodefarm/#/run/*", timeout=TIMEOUT_MS)

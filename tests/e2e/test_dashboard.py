@@ -147,7 +147,7 @@ def test_a_run_submitted_from_the_page_is_followed_live_to_done_with_its_image(b
 
 @pytest.mark.parametrize("example", ["invert.json", "blend_batch.json"])
 def test_an_example_picked_on_the_page_runs_and_is_followed_to_its_images(browser: Any, board_farm: Farm, example: str) -> None:  # noqa: F811
-    """examples/*.json from the Submit page (txt2img.json needs a checkpoint the test farm has not)."""
+    """examples/*.json from the Submit page (txt2img.json needs ComfyUI: tests/comfyui runs it from the page)."""
     prompt = json.loads((ROOT / "examples" / example).read_text())
     board = Board(browser, board_farm, "example", "#/submit")
     try:
@@ -161,6 +161,29 @@ def test_an_example_picked_on_the_page_runs_and_is_followed_to_its_images(browse
         board.page.locator(f"#run-images-body figure[data-node='{saver}'] img.output").first.wait_for(timeout=TIMEOUT_MS)
         board.screenshot(f"dashboard_example_{example.removesuffix('.json')}")
         assert board.problems() == []
+    finally:
+        board.close()
+
+
+def test_an_example_this_farm_cannot_run_says_why_before_it_is_sent(browser: Any, board_farm: Farm) -> None:  # noqa: F811
+    """txt2img.json needs ComfyUI's model nodes and a checkpoint: a farm without --comfyui says so, and runs nothing."""
+    board = Board(browser, board_farm, "example-refused", "#/submit")
+    try:
+        picker = board.page.get_by_role("combobox", name="Example workflow")
+        board.page.locator("#example option[value='txt2img.json']").wait_for(state="attached", timeout=TIMEOUT_MS)
+        labels = picker.locator("option").all_inner_texts()
+        assert "txt2img.json (cannot run here)" in labels and "invert.json" in labels, labels
+        picker.select_option("txt2img.json")
+        note = board.page.locator("#example-note")
+        assert "is one of ComfyUI's core nodes: start the farm with --comfyui" in note.inner_text()
+        before = requests.get(board_farm.url + "/queue", timeout=10).json()
+        board.page.get_by_role("button", name="Run example").click()
+        board.page.locator("#submit-result .error").wait_for(timeout=TIMEOUT_MS)
+        assert "--comfyui" in board.page.locator("#submit").inner_text()
+        assert "#/run/" not in board.page.url
+        assert requests.get(board_farm.url + "/queue", timeout=10).json() == before
+        problems = board.problems()  # only the refusal itself, as the browser reports it
+        assert problems and all("/prompt" in p and "400" in p for p in problems), problems
     finally:
         board.close()
 

@@ -196,6 +196,14 @@ def test_unknown_class_is_an_invalid_prompt() -> None:
     assert result.node_errors == {}
 
 
+def test_a_comfyui_core_node_on_a_farm_without_comfyui_says_how_to_get_it() -> None:
+    result = validate_prompt({"3": {"class_type": "KSampler", "inputs": {}}}, BASE)
+    assert not result.ok
+    assert result.error["message"] == "Cannot execute because node KSampler does not exist."  # ComfyUI's words
+    assert result.error["details"] == ("Node ID '#3': KSampler is one of ComfyUI's core nodes: "
+                                       "start the farm with --comfyui <your ComfyUI folder>")
+
+
 NO_OUTPUTS = {
     "type": "prompt_no_outputs",
     "message": "Prompt has no outputs",

@@ -552,11 +552,16 @@ function showSubmit() {
   });
   const select = h("select", { id: "example", "aria-label": "Example workflow" }, h("option", { value: "" }, "choose an example…"));
   const go = h("button", { type: "button", id: "run-example", onclick: () => {
-    const p = state.examples && state.examples[select.value];
-    if (p) send(p, result, select.value);
+    const ex = state.examples && state.examples[select.value];
+    if (ex) send(ex.prompt, result, select.value);
   } }, "Run example");
+  const note = h("p", { id: "example-note", class: "muted", "aria-live": "polite" });
+  select.addEventListener("change", () => { // what would stop it, before it is sent
+    const ex = state.examples && state.examples[select.value];
+    note.textContent = ex && ex.problem ? `This farm cannot run ${select.value} as it is: ${ex.problem}` : "";
+  });
   replace(view, section("submit", "Submit a run", drop,
-    h("p", {}, h("label", { for: "example" }, "Or run one of examples/: "), select, " ", go), result));
+    h("p", {}, h("label", { for: "example" }, "Or run one of examples/: "), select, " ", go), note, result));
   loadExamples(select);
 }
 
@@ -565,7 +570,9 @@ async function loadExamples(select) {
     const r = await call("GET", "/nodefarm/dashboard/examples");
     state.examples = r.ok ? r.data : {};
   }
-  for (const name of Object.keys(state.examples)) select.append(h("option", { value: name }, name));
+  for (const [name, ex] of Object.entries(state.examples)) {
+    select.append(h("option", { value: name }, ex.problem ? `${name} (cannot run here)` : name));
+  }
 }
 
 async function submitFile(f, result) {
