@@ -3,7 +3,10 @@ the editor (``/``, from the comfyui-frontend-package wheel) and the farm dashboa
 
 from __future__ import annotations
 
-from flask import Flask, Response
+import logging
+
+import redis
+from flask import Flask, Response, request
 from flask_socketio import SocketIO
 
 from api import auth, browser, connection, live, openapi, origin
@@ -24,9 +27,22 @@ from api.routes import (
     templates,
     userdata,
 )
+from api.routing import json_response
 from api.validate import Invalid
+from worker import functions
 from worker.admission import Admitter
 from worker.farm import Farm
+
+log = logging.getLogger("nodefarm.api")
+RETRY_AFTER_S = 2  # what a 503 asks a client to wait while the farm's Redis is away
+
+
+def unavailable(message: str, exc: Exception) -> Response:
+    """503 in ComfyUI's error shape, with when to try again."""
+    res = json_response({"error": {"type": "farm_unavailable", "message": message, "details": str(exc)[:300],
+                                   "extra_info": {}}, "node_errors": {}}, 503)
+    res.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return res
 
 
 def create_app(farm: Farm, admitter: Admitter) -> tuple[Flask, SocketIO, Hub]:
@@ -54,5 +70,18 @@ def create_app(farm: Farm, admitter: Admitter) -> tuple[Flask, SocketIO, Hub]:
     @app.errorhandler(500)
     def server_error(exc: Exception) -> Response:
         return Response(f"500: {exc}", status=500)
+
+    @app.errorhandler(redis.ConnectionError)  # refused, reset, LOADING (a restart reading its AOF)
+    @app.errorhandler(redis.TimeoutError)
+    def store_unreachable(exc: Exception) -> Response:
+        log.warning("%s %s: the farm's Redis is not reachable: %s", request.method, request.path, exc)
+        return unavailable("The farm's Redis is not reachable; try again shortly", exc)
+
+    @app.errorhandler(redis.ResponseError)
+    def store_error(exc: Exception) -> Response:
+        if not functions.lost(exc):
+            return server_error(exc)
+        functions.ensure_loaded(farm.r)  # the state Redis came back empty: the next request works
+        return unavailable("The farm's Redis was restarted empty and is set up again; try again", exc)
 
     return app, socketio, hub

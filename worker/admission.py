@@ -17,13 +17,15 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import redis
+
 from nodes import schema
 from nodes.core.graph import NodeFacts, is_link
 from nodes.core.inputs import unwrap
 from nodes.core.item import QueueItem
 from nodes.core.signature import compute_keys
 from nodes.core.state import ErrorInfo, NodeSpec, RunState, Step, admit, node_failed
-from worker import history, keys, metrics, prompt_queue, runstore, watchdog
+from worker import functions, history, keys, metrics, prompt_queue, runstore, watchdog
 from worker.execute import map_over_list
 from worker.farm import Farm
 
@@ -86,8 +88,17 @@ class Admitter:
             try:
                 admit_next(self.farm, self.items)
                 watchdog.maybe_sweep(self.farm.r, self.farm.settings)  # runs that cannot progress
-            except Exception:  # Redis away for a moment: the next tick tries again
-                log.exception("admission failed")
+            except Exception as exc:  # Redis away for a moment: the next tick tries again
+                if functions.lost(exc):
+                    self._reload()
+                else:
+                    log.exception("admission failed")
+
+    def _reload(self) -> None:
+        try:
+            functions.ensure_loaded(self.farm.r)
+        except redis.RedisError as exc:
+            log.warning("loading the farm's functions again failed: %s", exc)
 
 
 def run_ended(farm: Farm, pid: str) -> None:

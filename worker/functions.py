@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -17,6 +18,8 @@ import redis
 
 from nodes.core.state import BIG_RESULT
 from worker import events, keys
+
+log = logging.getLogger("nodefarm.functions")
 
 MARKER = "--@KEYS@"  # the line of functions.lua that the key layout and limits replace
 STATE_TTL_S = 3600  # a finished run's state lingers this long (late duplicate tasks find it ended)
@@ -57,6 +60,25 @@ def load(r: redis.Redis) -> None:
     except redis.ResponseError:
         pass
     r.function_load(code, replace=True)
+
+
+def lost(exc: BaseException) -> bool:
+    """Whether a Redis error says the library is not there (a Redis restarted empty, or flushed)."""
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("Function not found")
+
+
+def ensure_loaded(r: redis.Redis) -> bool:
+    """Load the library again if this Redis lost it (never replacing another version: a rolling
+    upgrade's processes would take turns). Whether it had to."""
+    try:
+        r.fcall_ro("nf_version", 0)
+        return False
+    except redis.ResponseError as exc:
+        if not lost(exc):
+            return False  # not this function's business
+    r.function_load(library()[0], replace=True)
+    log.warning("the farm's Redis had lost nodefarm's functions (restarted empty?): loaded them again")
+    return True
 
 
 def _run(client: Any, name: str, pid: str, worker: str, *args: Any) -> Any:

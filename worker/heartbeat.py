@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from nodes.settings import Settings
-from worker import blocklist, keys, rescue
+from worker import blocklist, functions, keys, rescue
 
 log = logging.getLogger("nodefarm.heartbeat")
 
@@ -140,6 +140,7 @@ def start(settings: Settings, stop: threading.Event) -> threading.Thread:
                     devices = gpu_devices() or devices
                 elif devices and devices[0]["type"] == "cpu":
                     devices = [cpu_device()]
+                functions.ensure_loaded(r)  # a state Redis restarted empty gets them back within a beat
                 beat(r, settings, devices, resident_models(results, settings.worker_name))
                 reap(r, settings, results)
             except redis.RedisError as exc:
