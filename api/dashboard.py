@@ -50,6 +50,7 @@ log = logging.getLogger("nodefarm.api.dashboard")
 NAMESPACE = "/dashboard"
 PUSH_S = 0.5  # how often the board looks for changed workers, queue, runs and cache while a page is open
 RECENT_RUNS = 40  # runs in the snapshot's list
+QUEUE_SHOWN = 100  # pending runs listed (the next to start; a farm may hold 100,000: the count says so)
 CACHE_WINDOW = 200  # finished runs the cache figures are computed over
 RUNS_REFRESH_S = 5.0  # the runs and cache figures are read again when a run ends, else this often (store memory)
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
@@ -136,10 +137,12 @@ def _job(item: Any, position: int) -> dict:
     }
 
 
-def queue(r: redis.Redis) -> dict:
-    running, pending = prompt_queue.queue_items(r)
+def queue(r: redis.Redis, shown: int | None = QUEUE_SHOWN) -> dict:
+    """Running runs, the first ``shown`` pending ones in admission order, and how many are pending."""
+    running, pending = prompt_queue.queue_items(r, limit=shown)
     return {"running": [_job(item, 0) for item in running],
-            "pending": [_job(item, i + 1) for i, item in enumerate(pending)]}
+            "pending": [_job(item, i + 1) for i, item in enumerate(pending)],
+            "pending_total": int(r.zcard(keys.QUEUE))}
 
 
 def _messages(entry: dict) -> dict[str, dict]:

@@ -208,10 +208,13 @@ def pending_ids(r: redis.Redis) -> list[str]:
     return admission_order(found) + rest
 
 
-def queue_items(r: redis.Redis) -> tuple[list[QueueItem], list[QueueItem]]:
-    """(running, pending) items: running by number, pending in admission order."""
+def queue_items(r: redis.Redis, limit: int | None = None) -> tuple[list[QueueItem], list[QueueItem]]:
+    """(running, pending) items: running by number, pending in admission order (the first ``limit``:
+    only their items are read)."""
     running_ids = [_s(p) for p in r.zrange(keys.RUNNING, 0, -1)]
     pending = pending_ids(r)
+    if limit is not None:
+        pending = pending[:limit]
     ids = running_ids + pending
     raw = r.mget([keys.run_item(p) for p in ids]) if ids else []
     items = [QueueItem.from_wire(json.loads(x)) if x else None for x in raw]

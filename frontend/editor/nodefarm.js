@@ -97,7 +97,7 @@ function farmTab(root) {
     }
     box.replaceChildren(link, el("h4", `Workers (${snap.workers.length})`, "margin:0.6rem 0 0"),
       snap.workers.length ? workers : el("p", "No live worker."),
-      el("h4", `Queue (${snap.queue.running.length} running, ${snap.queue.pending.length} pending)`, "margin:0.6rem 0 0"),
+      el("h4", `Queue (${snap.queue.running.length} running, ${snap.queue.pending_total ?? snap.queue.pending.length} pending)`, "margin:0.6rem 0 0"),
       queue.children.length ? queue : el("p", "The queue is empty."));
   }
   const timer = setInterval(refresh, 2000);

@@ -151,6 +151,18 @@ def test_moving_a_run_to_the_front(r: redis.Redis) -> None:
     assert queue_keys_left(r) == []
 
 
+def test_the_dashboard_lists_the_head_of_a_long_queue_and_counts_the_rest(r: redis.Redis) -> None:
+    from api import dashboard
+
+    a = [queue(r, "alice", n) for n in range(1, 5)]
+    b = queue(r, "bob", 5, priority=1)
+    got = dashboard.queue(r, shown=3)
+    assert [j["id"] for j in got["pending"]] == [b, a[0], a[1]]  # the next three, in admission order
+    assert [j["position"] for j in got["pending"]] == [1, 2, 3] and got["pending_total"] == 5
+    assert [j["id"] for j in dashboard.queue(r, shown=None)["pending"]] == prompt_queue.pending_ids(r)
+    prompt_queue.clear_pending(r)
+
+
 # ---- the history indexes on a bare Redis -----------------------------------------------------------------
 
 

@@ -232,6 +232,7 @@ function paintQueue(el) {
   const q = state.snap.queue || { running: [], pending: [] };
   const rows = [...q.running.map((j) => ({ ...j, status: "running" })), ...q.pending.map((j) => ({ ...j, status: "pending" }))];
   if (!rows.length) return replace(el, h("p", { class: "empty" }, "The queue is empty."));
+  const more = (q.pending_total || 0) - q.pending.length; // a long queue lists its head only
   replace(el, h("div", { class: "scroll" }, h("table", {},
     h("thead", {}, h("tr", {}, ["#", "run", "state", "priority", "submitter", "age", "nodes", "actions"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, rows.map((j) => h("tr", { "data-run": j.id, "data-status": j.status },
@@ -246,7 +247,8 @@ function paintQueue(el) {
         h("button", { type: "button", "aria-label": `Cancel run ${j.id}`, "data-action": "cancel", onclick: () => cancelRun(j.id) }, "Cancel"),
         j.status === "pending" ? h("button", { type: "button", "aria-label": `Move run ${j.id} to the front`, "data-action": "front",
                                               onclick: () => moveToFront(j.id) }, "To front") : null,
-        j.status === "pending" ? priorityControl(j) : null)))))));
+        j.status === "pending" ? priorityControl(j) : null))))),
+    more > 0 ? h("p", { class: "muted", id: "queue-more" }, `… and ${more} more pending (the next ${q.pending.length} are listed)`) : null));
 }
 
 function priorityControl(j) {
