@@ -105,7 +105,7 @@ bench: venv redis-check
 	$(BIN)/python bench/tensor_edge.py
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/history.py
-	$(BIN)/python bench/dashboard_queue.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info bench/results tests/screenshots

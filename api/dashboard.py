@@ -184,19 +184,36 @@ def run_summary(pid: str, entry: dict) -> dict:
     }
 
 
-def runs_and_cache(r: redis.Redis, results: redis.Redis) -> tuple[list[dict], dict]:
-    """The recent finished runs (newest first) and the cache figures over the last :data:`CACHE_WINDOW`."""
-    entries = history.get(r, CACHE_WINDOW)
-    summaries = [run_summary(pid, e) for pid, e in entries.items()]
+def digest(pid: str, entry: dict) -> tuple[dict, list[str]]:
+    """What the runs list and the cache figures need of one history entry: its summary and the classes
+    of its cached nodes (an entry never changes once written: a board keeps these, not the entries)."""
+    prompt = (list(entry.get("prompt") or []) + [None] * 3)[2]
+    reused = []
+    for nid in (_messages(entry).get("execution_cached") or {}).get("nodes") or []:
+        cls = prompt.get(nid, {}).get("class_type") if isinstance(prompt, dict) and isinstance(prompt.get(nid), dict) else None
+        if cls:
+            reused.append(str(cls))
+    return run_summary(pid, entry), reused
+
+
+def runs_and_cache(r: redis.Redis, results: redis.Redis,
+                   known: dict[str, tuple[dict, list[str]]] | None = None) -> tuple[list[dict], dict]:
+    """The recent finished runs (newest first) and the cache figures over the last :data:`CACHE_WINDOW`.
+    ``known``: digests of entries read before (kept up to date here): only new entries are read."""
+    known = {} if known is None else known
+    ids = [_s(p) for p in r.zrange(keys.HISTORY, -CACHE_WINDOW, -1)]
+    fresh = history.entries(r, [p for p in ids if p not in known])
+    known.update({pid: digest(pid, e) for pid, e in fresh.items()})
+    for pid in set(known) - set(ids):
+        del known[pid]
+    digests = [known[p] for p in ids if p in known]
+    summaries = [d[0] for d in digests]
     nodes = sum(s["nodes"] for s in summaries if s["status"] == "done")
     cached = sum(s["cached"] for s in summaries if s["status"] == "done")
     reused: dict[str, int] = {}
-    for e in entries.values():
-        prompt = (list(e.get("prompt") or []) + [None] * 3)[2]
-        for nid in (_messages(e).get("execution_cached") or {}).get("nodes") or []:
-            cls = prompt.get(nid, {}).get("class_type") if isinstance(prompt, dict) and isinstance(prompt.get(nid), dict) else None
-            if cls:
-                reused[cls] = reused.get(cls, 0) + 1
+    for _summary, classes in digests:
+        for cls in classes:
+            reused[cls] = reused.get(cls, 0) + 1
     try:
         info = results.info("memory")
         entries_n = int(results.dbsize())
@@ -399,6 +416,8 @@ class Board:
         self._runs: tuple[list[dict], dict] | None = None  # runs and cache figures, read again when the history moves
         self._runs_marker: Any = None
         self._runs_at = 0.0
+        self._digests: dict[str, tuple[dict, list[str]]] = {}  # of the history entries in the cache window
+        self._runs_lock = threading.Lock()  # the pusher and a connecting page may both look
 
     @property
     def r(self) -> redis.Redis:
@@ -417,8 +436,9 @@ class Board:
         pipe.zcard(keys.HISTORY)
         pipe.zrange(keys.HISTORY, -1, -1)
         marker, now = pipe.execute(), time.time()
-        if self._runs is None or marker != self._runs_marker or now - self._runs_at > RUNS_REFRESH_S:
-            self._runs, self._runs_marker, self._runs_at = runs_and_cache(self.r, self.results), marker, now
+        with self._runs_lock:
+            if self._runs is None or marker != self._runs_marker or now - self._runs_at > RUNS_REFRESH_S:
+                self._runs, self._runs_marker, self._runs_at = runs_and_cache(self.r, self.results, self._digests), marker, now
         return snapshot(self.r, self.results, self.settings.heartbeat_s, self.progress, self._runs)
 
     def connected(self) -> None:
