@@ -96,6 +96,10 @@ class Settings:
     # while the other clients' runs are admitted (worker/prompt_queue.py). NODEFARM_MAX_RUNS_PER_CLIENT,
     # default 0: no cap.
     max_runs_per_client: int = 0
+    # Spread a model's work: a model only a busy worker holds is loaded again on an idle worker of the
+    # same kind of device (worker/admission.py place_model_loads). NODEFARM_SPREAD_MODELS, default 1;
+    # 0: every run of a model queues on the worker holding it (one copy of each model on the farm).
+    spread_models: bool = True
     # Finished runs kept in the history (/history, /api/jobs), oldest dropped first.
     # NODEFARM_HISTORY_SIZE, default 10000 (ComfyUI's MAXIMUM_HISTORY_SIZE); listing stays fast at 100,000+.
     history_size: int = 10000
@@ -185,6 +189,7 @@ class Settings:
             worker_name=_env("NODEFARM_WORKER_NAME", f"w{os.getpid()}@{socket.gethostname()}"),
             max_active_runs=max(1, int(_env("NODEFARM_MAX_ACTIVE_RUNS", "4"))),
             max_runs_per_client=max(0, int(_env("NODEFARM_MAX_RUNS_PER_CLIENT", "0"))),
+            spread_models=_env("NODEFARM_SPREAD_MODELS", "1") not in ("0", "false", "no"),
             history_size=max(1, int(_env("NODEFARM_HISTORY_SIZE", "10000"))),
             max_node_attempts=max(1, int(_env("NODEFARM_MAX_NODE_ATTEMPTS", "2"))),
             blocklist_failures=max(0, int(_env("NODEFARM_BLOCKLIST_FAILURES", "3"))),

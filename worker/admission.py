@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -25,7 +26,7 @@ from nodes.core.inputs import unwrap
 from nodes.core.item import QueueItem
 from nodes.core.signature import compute_keys
 from nodes.core.state import ErrorInfo, NodeSpec, RunState, Step, admit, node_failed
-from worker import functions, history, keys, metrics, prompt_queue, runstore, watchdog
+from worker import blocklist, functions, history, keys, metrics, prompt_queue, runstore, watchdog
 from worker.execute import map_over_list
 from worker.farm import Farm
 
@@ -191,35 +192,109 @@ def loads_model(cls: type | None) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A live worker as admission weighs it for a model load."""
+
+    name: str
+    room: int  # its device's free memory less the models it holds (its last heartbeat)
+    kind: str  # its device's type: cuda, cpu, ...
+    load: int  # node tasks it runs now, and those queued for it alone
+
+
+def candidates(farm: Farm) -> list[Candidate]:
+    """The live workers that are not blocklisted, with their room, device kind and load."""
+    alive_after = time.time() - 3 * farm.settings.heartbeat_s
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in farm.r.zrangebyscore(keys.WORKERS, alive_after, "+inf")]
+    if not names:
+        return []
+    pipe = farm.r.pipeline(transaction=False)
+    pipe.mget([keys.worker_info(n) for n in names])
+    for n in names:
+        pipe.hlen(keys.worker_running(n))
+        pipe.llen(keys.worker_queue(n))
+        pipe.hget(keys.BLOCKLIST, n)
+    got = pipe.execute()
+    infos, rest = got[0], got[1:]
+    found = []
+    for i, (name, raw) in enumerate(zip(names, infos, strict=True)):
+        running, queued, blocked = rest[3 * i: 3 * i + 3]
+        if not raw or (blocked and blocklist.entry_of(farm.r, name) is not None):
+            continue
+        info = json.loads(raw)
+        devices = info.get("devices") or [{}]
+        free = max((int(d.get("vram_free") or 0) for d in devices), default=0)
+        room = free - sum(int(m.get("bytes") or 0) for m in info.get("models", []))
+        found.append(Candidate(name, room, str(devices[0].get("type") or ""), int(running) + int(queued)))
+    return found
+
+
 def roomiest_worker(farm: Farm) -> str | None:
     """The live worker with the most memory to spare (its device's free memory less the models it
     holds, as its last heartbeat says), when there is a choice; None with fewer than 2 live workers."""
-    alive_after = time.time() - 3 * farm.settings.heartbeat_s
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in farm.r.zrangebyscore(keys.WORKERS, alive_after, "+inf")]
-    if len(names) < 2:
-        return None
-    best: tuple[int, str] | None = None
-    for name, raw in zip(names, farm.r.mget([keys.worker_info(n) for n in names]), strict=True):
-        if not raw:
-            continue
-        info = json.loads(raw)
-        free = max((int(d.get("vram_free") or 0) for d in info.get("devices", [])), default=0)
-        room = free - sum(int(m.get("bytes") or 0) for m in info.get("models", []))
-        if best is None or room > best[0]:
-            best = (room, name)
-    return best[1] if best is not None else None
+    found = candidates(farm)
+    return max(found, key=lambda c: c.room).name if len(found) >= 2 else None
 
 
-def place_model_loads(farm: Farm, st: RunState, cached: set[str]) -> None:
-    """New model loads of a run go to the worker with the most memory to spare (a load whose result
-    is resident somewhere is cached: its consumers go to that worker)."""
-    classes = {spec.class_type for nid, spec in st.nodes.items() if nid not in cached}
-    loaders = {c for c in classes if loads_model(farm.registry.get(c))}
+def place_model_loads(farm: Farm, st: RunState, cached: list[str]) -> list[str]:
+    """Where a run's model loads happen, so that runs of one model use every worker (N runs of one
+    checkpoint sample on N GPUs at once, not one after another on the GPU that loaded it first):
+
+    * a new load goes to an idle worker (nothing running, nothing queued for it alone) with the most
+      memory to spare, else to the worker with the most to spare;
+    * a load whose model only a busy worker holds (a cached node: its consumers would queue there) is
+      made again on an idle worker of the same kind of device, one that still holds the model first
+      (its load is then a hit in its own memory; worker/task.py made_elsewhere), with what that worker
+      made from the model (a LoRA on it) made again there too.
+
+    Returns the run's cached nodes, less those made again."""
+    loaders = {nid for nid, spec in st.nodes.items() if loads_model(farm.registry.get(spec.class_type))}
     if not loaders:
-        return
-    target = roomiest_worker(farm)
-    if target is not None:
-        st.placed.update({nid: target for nid, spec in st.nodes.items() if spec.class_type in loaders and nid not in cached})
+        return cached
+    found = candidates(farm)
+    if len(found) < 2:
+        return cached
+    idle = [c for c in found if c.load == 0]
+    fresh = [nid for nid in loaders if nid not in cached]
+    if fresh:
+        roomiest = max(idle or found, key=lambda c: c.room).name
+        st.placed.update({nid: roomiest for nid in fresh})
+    if not farm.settings.spread_models:
+        return cached
+    kinds = {c.name: c for c in found}
+    redo: set[str] = set()
+    for nid in sorted(loaders & set(cached)):
+        held_by = kinds.get(st.holders.get(nid, ""))
+        if held_by is None or held_by.load == 0:
+            continue  # in the store, or on an idle worker: its consumers go there at once
+        spare = [c for c in idle if c.kind == held_by.kind and c.name != held_by.name]
+        if not spare:
+            continue
+        holding = farm.r.pipeline(transaction=False)
+        for c in spare:
+            holding.hexists(keys.worker_models(c.name), st.nodes[nid].key)
+        has = holding.execute()
+        target = max(zip(spare, has, strict=True), key=lambda ch: (bool(ch[1]), ch[0].room))[0]
+        st.placed[nid] = target.name
+        redo |= _made_from(st, nid, held_by.name, set(cached))
+        idle = [c for c in idle if c.name != target.name]  # one idle worker takes one model at a time
+    for nid in redo:
+        st.holders.pop(nid, None)
+    return [nid for nid in cached if nid not in redo]
+
+
+def _made_from(st: RunState, loader: str, holder: str, cached: set[str]) -> set[str]:
+    """The loader and the cached nodes ``holder`` alone holds that were made from it (a LoRA applied
+    to its model, ...): what is made again with it."""
+    made = {loader}
+    grew = True
+    while grew:
+        grew = False
+        for nid in cached - made:
+            if st.holders.get(nid) == holder and nid in st.nodes and set(st.nodes[nid].sources()) & made:
+                made.add(nid)
+                grew = True
+    return made
 
 
 def start_run(farm: Farm, pid: str, item: QueueItem | None = None) -> None:
@@ -238,7 +313,8 @@ def start_run(farm: Farm, pid: str, item: QueueItem | None = None) -> None:
     st = RunState(pid, item.client_id, list(item.outputs), nodes=specs)
     now = now_ms()
     st.holders.update({n: cached_keys[run_keys[n]] for n in cached if cached_keys[run_keys[n]]})
-    place_model_loads(farm, st, set(cached))
+    if not ends_now:
+        cached = place_model_loads(farm, st, cached)
     step = admit(st, cached, {n: ui_by_key.get(run_keys[n]) for n in cached}, now)
     _create(farm, st, step, now)
     metrics.cached_at_admission(farm.r, len(cached))

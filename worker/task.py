@@ -75,11 +75,7 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int, sent: float | None = 
     try:
         ctx = NodeContext(pid, nid, started.client_id, NodeSpec.from_json(started.spec))
         if started.computed_elsewhere and started.resolve is None:
-            holder, ui = farm.store.lookup(ctx.spec.key)
-            if holder is not None and (not holder or blocklist.holder_usable(farm, holder)):
-                # another run stored this result since this one started: a cache hit (its consumers
-                # go to the worker holding it, when only that one can)
-                outcome = Done(ui=ui, ran=False, holder=holder or None)
+            outcome = made_elsewhere(farm, ctx.spec.key)
         if outcome is None:
             face.live("comfy.model_management").interrupt_current_processing(False)  # not another run's
             with context.executing(ctx):
@@ -101,6 +97,22 @@ def execute_task(farm: Farm, pid: str, nid: str, seq: int, sent: float | None = 
         if not isinstance(outcome, Done):  # nf_done unregisters a finished node itself
             farm.r.hdel(keys.worker_running(worker), f"{pid} {nid}")
         metrics.node_done(farm.r, worker, str(started.spec.get("class_type")), outcome, time.monotonic() - began, sent)
+
+
+def made_elsewhere(farm: Farm, key: str) -> Done | None:
+    """Another run stored this result since this one started: a cache hit when this worker can use it,
+    from the store (any worker can read it) or from its own memory. What only another worker's memory
+    holds (a model) is made here too: admission sent this node here to spread a model's work over the
+    farm (worker/admission.py place_model_loads), not to send its consumers back to that worker."""
+    holder, ui = farm.store.lookup(key)
+    me = farm.settings.worker_name
+    if holder is None:
+        return None
+    if not holder:
+        return Done(ui=ui, ran=False, holder=None)
+    if holder == me or farm.store.local(key) is not None:
+        return Done(ui=ui, ran=False, holder=me)
+    return None
 
 
 @dataclass(frozen=True)
