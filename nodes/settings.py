@@ -96,9 +96,9 @@ class Settings:
     # while the other clients' runs are admitted (worker/prompt_queue.py). NODEFARM_MAX_RUNS_PER_CLIENT,
     # default 0: no cap.
     max_runs_per_client: int = 0
-    # Spread a model's work: a model only a busy worker holds is loaded again on an idle worker of the
-    # same kind of device (worker/admission.py place_model_loads). NODEFARM_SPREAD_MODELS, default 1;
-    # 0: every run of a model queues on the worker holding it (one copy of each model on the farm).
+    # Spread a model's work: runs of one model go to the workers (of its holder's device kind) with the
+    # fewest runs of models, loading it again there (worker/admission.py place_model_loads).
+    # NODEFARM_SPREAD_MODELS, default 1; 0: every run of a model queues on the worker holding it.
     spread_models: bool = True
     # Finished runs kept in the history (/history, /api/jobs), oldest dropped first.
     # NODEFARM_HISTORY_SIZE, default 10000 (ComfyUI's MAXIMUM_HISTORY_SIZE); listing stays fast at 100,000+.

@@ -236,51 +236,93 @@ def roomiest_worker(farm: Farm) -> str | None:
     return max(found, key=lambda c: c.room).name if len(found) >= 2 else None
 
 
-def place_model_loads(farm: Farm, st: RunState, cached: list[str]) -> list[str]:
-    """Where a run's model loads happen, so that runs of one model use every worker (N runs of one
-    checkpoint sample on N GPUs at once, not one after another on the GPU that loaded it first):
+LOAD_COST = 0.5  # a model load, in runs: what a worker without the model adds to its queue
 
-    * a new load goes to an idle worker (nothing running, nothing queued for it alone) with the most
-      memory to spare, else to the worker with the most to spare;
-    * a load whose model only a busy worker holds (a cached node: its consumers would queue there) is
-      made again on an idle worker of the same kind of device, one that still holds the model first
-      (its load is then a hit in its own memory; worker/task.py made_elsewhere), with what that worker
-      made from the model (a LoRA on it) made again there too.
+
+def place_model_loads(farm: Farm, st: RunState, cached: list[str]) -> list[str]:
+    """Where a run's model work happens, so that runs of one model use every worker (N runs of one
+    checkpoint sample on N GPUs at once, not one after another on the GPU that loaded it first).
+
+    Each worker's queue is the number of running runs admission gave it model work for
+    (:func:`keys.worker_runs`); a worker that neither holds the model nor is loading it adds
+    :data:`LOAD_COST`. A model load goes to the worker with the shortest queue: for a model a worker
+    holds (a cached node), a worker of the same kind of device (the holder first on a tie); for a new
+    load, any worker; on a tie, where the run's other models go, then the worker with the fewest node tasks
+    running or queued, then the one with the most memory to spare. A model made again elsewhere takes
+    what the holder made from it (a LoRA applied to it) along (worker/task.py made_elsewhere loads it
+    there even when another run stored it meanwhile). With NODEFARM_SPREAD_MODELS=0 a held model stays
+    with its holder and new loads go to the worker with the most memory to spare.
 
     Returns the run's cached nodes, less those made again."""
-    loaders = {nid for nid, spec in st.nodes.items() if loads_model(farm.registry.get(spec.class_type))}
+    loaders = sorted(nid for nid, spec in st.nodes.items() if loads_model(farm.registry.get(spec.class_type)))
     if not loaders:
         return cached
     found = candidates(farm)
     if len(found) < 2:
         return cached
-    idle = [c for c in found if c.load == 0]
-    fresh = [nid for nid in loaders if nid not in cached]
-    if fresh:
-        roomiest = max(idle or found, key=lambda c: c.room).name
-        st.placed.update({nid: roomiest for nid in fresh})
-    if not farm.settings.spread_models:
-        return cached
-    kinds = {c.name: c for c in found}
+    spread = farm.settings.spread_models
+    queues = _queues(farm, found) if spread else {}
     redo: set[str] = set()
-    for nid in sorted(loaders & set(cached)):
-        held_by = kinds.get(st.holders.get(nid, ""))
-        if held_by is None or held_by.load == 0:
-            continue  # in the store, or on an idle worker: its consumers go there at once
-        spare = [c for c in idle if c.kind == held_by.kind and c.name != held_by.name]
-        if not spare:
+    for nid in loaders:
+        key = st.nodes[nid].key
+        holder = st.holders.get(nid, "") if nid in cached else ""
+        if nid in cached and (not holder or not spread):
+            continue  # in the store (any worker reads it), or spreading is off: its consumers go there
+        by_name = {c.name: c for c in found}
+        if holder and holder not in by_name:
             continue
-        holding = farm.r.pipeline(transaction=False)
-        for c in spare:
-            holding.hexists(keys.worker_models(c.name), st.nodes[nid].key)
-        has = holding.execute()
-        target = max(zip(spare, has, strict=True), key=lambda ch: (bool(ch[1]), ch[0].room))[0]
-        st.placed[nid] = target.name
-        redo |= _made_from(st, nid, held_by.name, set(cached))
-        idle = [c for c in idle if c.name != target.name]  # one idle worker takes one model at a time
+        pool = [c for c in found if not holder or c.kind == by_name[holder].kind]
+
+        def cost(c: Candidate, key: str = key, holder: str = holder) -> tuple[float, int, int, int]:
+            runs, holding = queues.get(c.name, (set(), set()))
+            has = c.name == holder or key in holding
+            ours = c.name == holder or st.pid in runs  # this run's other models are there: keep them together
+            return (len(runs - {st.pid}) + (0.0 if has else LOAD_COST), 0 if ours else 1, c.load, -c.room)
+
+        target = min(pool, key=cost).name if spread else max(pool, key=lambda c: c.room).name
+        if spread:
+            farm.r.zadd(keys.worker_runs(target), {f"{st.pid} {key}": time.time()})
+            runs, holding = queues.setdefault(target, (set(), set()))
+            runs.add(st.pid)
+            holding.add(key)
+        if target == holder:
+            continue
+        st.placed[nid] = target
+        if holder:
+            redo |= _made_from(st, nid, holder, set(cached))
     for nid in redo:
         st.holders.pop(nid, None)
     return [nid for nid in cached if nid not in redo]
+
+
+def _queues(farm: Farm, found: list[Candidate]) -> dict[str, tuple[set[str], set[str]]]:
+    """Per worker: the running runs admission gave it model work for, and the models it holds or is
+    loading for them (entries of runs that ended are dropped here)."""
+    pipe = farm.r.pipeline(transaction=False)
+    for c in found:
+        pipe.zrange(keys.worker_runs(c.name), 0, -1)
+        pipe.hkeys(keys.worker_models(c.name))
+    got = pipe.execute()
+    members = {c.name: [m.decode() if isinstance(m, bytes) else str(m) for m in got[2 * i]] for i, c in enumerate(found)}
+    pids = sorted({m.split(" ", 1)[0] for ms in members.values() for m in ms})
+    live = set()
+    if pids:
+        live = {pid for pid, score in zip(pids, farm.r.zmscore(keys.RUNNING, pids), strict=True) if score is not None}
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    drop = farm.r.pipeline(transaction=False)
+    for i, c in enumerate(found):
+        runs: set[str] = set()
+        holding = {k.decode() if isinstance(k, bytes) else str(k) for k in got[2 * i + 1]}
+        for m in members[c.name]:
+            pid, _, key = m.partition(" ")
+            if pid in live:
+                runs.add(pid)
+                holding.add(key)
+            else:
+                drop.zrem(keys.worker_runs(c.name), m)
+        out[c.name] = (runs, holding)
+    drop.execute()
+    return out
 
 
 def _made_from(st: RunState, loader: str, holder: str, cached: set[str]) -> set[str]:

@@ -121,6 +121,12 @@ def worker_models(name: str) -> str:
     return f"{PREFIX}worker:{name}:models"
 
 
+def worker_runs(name: str) -> str:
+    """ZSET "<pid> <model cache key>" -> admission time: the running runs whose model work admission
+    gave this worker (worker/admission.py place_model_loads; entries of ended runs are pruned on read)."""
+    return f"{PREFIX}worker:{name}:runs"
+
+
 def worker_running(name: str) -> str:
     """HASH "<pid> <node_id>" -> task payload JSON of nodes this worker is executing."""
     return f"{PREFIX}worker:{name}:running"

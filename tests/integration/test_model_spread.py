@@ -1,7 +1,8 @@
 """Where admission places a run's model loads (worker/admission.py place_model_loads), on a real Redis
 holding worker heartbeats, their running and queued tasks, the models each holds and the blocklist:
-a new load goes to an idle worker with room; a model a busy worker holds is loaded again on an idle
-worker of the same kind of device (one still holding it first), with what was made from it there."""
+a new load goes to the worker with the shortest queue of model runs; a model a busy worker holds is
+loaded again on a worker of the same kind of device with a shorter queue (one still holding it first),
+with what was made from it there; a batch of one model's runs alternates between two workers."""
 
 from __future__ import annotations
 
@@ -30,15 +31,11 @@ def r(tmp_path: Path) -> Iterator[redis.Redis]:
         yield client
 
 
-def worker(r: redis.Redis, name: str, free: int, kind: str = "cuda", models: list[int] = (), beat: float | None = None,  # type: ignore[assignment]
-           running: int = 0, queued: int = 0) -> None:
+def worker(r: redis.Redis, name: str, free: int, kind: str = "cuda", models: list[int] = (),  # type: ignore[assignment]
+           beat: float | None = None) -> None:
     r.zadd(keys.WORKERS, {name: time.time() if beat is None else beat})
     r.set(keys.worker_info(name), json.dumps({"devices": [{"type": kind, "vram_free": free}],
                                               "models": [{"bytes": b} for b in models]}))
-    for i in range(running):
-        r.hset(keys.worker_running(name), f"other {i}", "1")
-    for i in range(queued):
-        r.rpush(keys.worker_queue(name), f"task {i}")
 
 
 def farm(r: redis.Redis, spread: bool = True) -> Any:
@@ -47,9 +44,9 @@ def farm(r: redis.Redis, spread: bool = True) -> Any:
                            registry=SimpleNamespace(get=classes.get))
 
 
-def run() -> RunState:
+def run(pid: str = "p") -> RunState:
     """A checkpoint (4), a LoRA on it (10), a sampler-like consumer (3)."""
-    return RunState("p", None, ["3"], nodes={
+    return RunState(pid, None, ["3"], nodes={
         "4": NodeSpec("CheckpointLoader", {"ckpt_name": "a"}, "k4"),
         "10": NodeSpec("LoraLoader", {"model": ["4", 0], "clip": ["4", 1], "lora_name": "l"}, "k10"),
         "3": NodeSpec("ImageInvert", {"image": ["10", 0]}, "k3"),
@@ -66,58 +63,87 @@ def test_the_worker_with_the_most_memory_to_spare(r: redis.Redis) -> None:
     assert roomiest_worker(farm(r)) is None
 
 
-def test_a_new_load_goes_to_an_idle_worker_before_a_roomier_busy_one(r: redis.Redis) -> None:
-    worker(r, "w0", 20 * GIB, running=1)
-    worker(r, "w1", 8 * GIB)
-    st = run()
-    assert place_model_loads(farm(r), st, []) == []
-    assert st.placed == {"4": "w1"}
-    r.delete(keys.worker_running("w0"))  # both idle: the roomiest
-    st = run()
-    place_model_loads(farm(r), st, [])
-    assert st.placed == {"4": "w0"}
+def assigned(r: redis.Redis, name: str, pid: str, key: str = "k4", running: bool = True) -> None:
+    """A run admission gave ``name`` the model work of (still running, or ended)."""
+    r.zadd(keys.worker_runs(name), {f"{pid} {key}": time.time()})
+    if running:
+        r.zadd(keys.RUNNING, {pid: 1})
 
 
-def test_a_model_a_busy_worker_holds_is_loaded_again_on_an_idle_one_with_what_was_made_from_it(r: redis.Redis) -> None:
-    worker(r, "w0", 20 * GIB, running=1)
+def placed_on(r: redis.Redis, pid: str, held_by: str | None) -> tuple[str, list[str]]:
+    """Admit run ``pid`` (its checkpoint cached on ``held_by``, or new): where its model work goes."""
+    st = run(pid)
+    cached = ["4", "10"] if held_by else []
+    if held_by:
+        st.holders.update({"4": held_by, "10": held_by})
+    r.zadd(keys.RUNNING, {pid: 1})
+    left = place_model_loads(farm(r), st, cached)
+    return st.placed.get("4", held_by or ""), left
+
+
+def test_a_new_load_goes_to_the_worker_with_the_shortest_queue_then_the_roomiest(r: redis.Redis) -> None:
+    worker(r, "w0", 20 * GIB)
     worker(r, "w1", 8 * GIB)
-    worker(r, "w2", 30 * GIB, kind="cpu")  # idle, roomy, but another kind of device: never for a GPU's model
-    st = run()
+    assigned(r, "w0", "other")
+    assert placed_on(r, "p1", None) == ("w1", [])
+    r.delete(keys.worker_runs("w0"), keys.worker_runs("w1"))  # both free: the roomiest
+    assert placed_on(r, "p2", None) == ("w0", [])
+    assert r.zrange(keys.worker_runs("w0"), 0, -1) == [b"p2 k4"]  # the run is on w0's queue now
+
+
+def test_a_model_a_busy_worker_holds_is_loaded_again_on_a_free_one_with_what_was_made_from_it(r: redis.Redis) -> None:
+    worker(r, "w0", 20 * GIB)
+    worker(r, "w1", 8 * GIB)
+    worker(r, "w2", 30 * GIB, kind="cpu")  # free, roomy, but another kind of device: never for a GPU's model
+    assigned(r, "w0", "other")
+    st = run("p")
     st.holders.update({"4": "w0", "10": "w0"})
+    r.zadd(keys.RUNNING, {"p": 1})
     assert place_model_loads(farm(r), st, ["4", "10"]) == []  # neither is cached any more: both made on w1
     assert st.placed == {"4": "w1"} and st.holders == {}
-    st = run()  # NODEFARM_SPREAD_MODELS=0: the run queues on the holder
+    st = run("q")  # NODEFARM_SPREAD_MODELS=0: the run queues on the holder
     st.holders.update({"4": "w0", "10": "w0"})
     assert place_model_loads(farm(r, spread=False), st, ["4", "10"]) == ["4", "10"] and st.placed == {}
 
 
-def test_a_model_an_idle_worker_holds_stays_a_cache_hit(r: redis.Redis) -> None:
+def test_a_model_a_free_worker_holds_stays_a_cache_hit(r: redis.Redis) -> None:
     worker(r, "w0", 20 * GIB)
     worker(r, "w1", 8 * GIB)
-    st = run()
-    st.holders.update({"4": "w0", "10": "w0"})
-    assert place_model_loads(farm(r), st, ["4", "10"]) == ["4", "10"]
-    assert st.placed == {} and st.holders == {"4": "w0", "10": "w0"}
+    assert placed_on(r, "p", "w0") == ("w0", ["4", "10"])
 
 
-def test_no_spare_worker_of_the_kind_keeps_the_run_on_the_holder(r: redis.Redis) -> None:
-    worker(r, "w0", 20 * GIB, queued=2)
-    worker(r, "w1", 8 * GIB, running=1)
+def test_no_shorter_queue_of_the_kind_keeps_the_run_on_the_holder(r: redis.Redis) -> None:
+    worker(r, "w0", 20 * GIB)
+    worker(r, "w1", 8 * GIB)
     worker(r, "cpu0", 30 * GIB, kind="cpu")
-    st = run()
-    st.holders.update({"4": "w0", "10": "w0"})
-    assert place_model_loads(farm(r), st, ["4", "10"]) == ["4", "10"] and st.placed == {}
+    for name in ("w0", "w1"):
+        assigned(r, name, f"a-{name}", key="other-model")
+        assigned(r, name, f"b-{name}", key="other-model")
+    assert placed_on(r, "p", "w0") == ("w0", ["4", "10"])  # 2 runs each: w1 would add a load
 
 
-def test_an_idle_worker_still_holding_the_model_is_preferred_and_a_blocklisted_one_is_skipped(r: redis.Redis) -> None:
-    worker(r, "w0", 20 * GIB, running=1)
+def test_a_free_worker_still_holding_the_model_is_preferred_and_a_blocklisted_one_is_skipped(r: redis.Redis) -> None:
+    worker(r, "w0", 20 * GIB)
     worker(r, "w1", 16 * GIB)
     worker(r, "w2", 4 * GIB)
     worker(r, "w3", 30 * GIB)
+    assigned(r, "w0", "other")
     r.hset(keys.worker_models("w2"), "k4", json.dumps({"objects": ["ModelPatcher"], "bytes": GIB}))
-    until = time.time() + 600
-    r.hset(keys.BLOCKLIST, "w3", json.dumps({"since": time.time(), "until": until, "reason": "test", "failures": 3}))
-    st = run()
-    st.holders.update({"4": "w0", "10": "w0"})
-    assert place_model_loads(farm(r), st, ["4", "10"]) == []
-    assert st.placed == {"4": "w2"}  # its load is a hit in its own memory
+    r.hset(keys.BLOCKLIST, "w3", json.dumps({"since": time.time(), "until": time.time() + 600, "reason": "test",
+                                             "failures": 3}))
+    assert placed_on(r, "p", "w0") == ("w2", [])  # its load is a hit in its own memory
+
+
+def test_ended_runs_leave_the_queues(r: redis.Redis) -> None:
+    worker(r, "w0", 20 * GIB)
+    worker(r, "w1", 8 * GIB)
+    assigned(r, "w0", "ended", running=False)
+    assert placed_on(r, "p", "w0") == ("w0", ["4", "10"])
+    assert r.zrange(keys.worker_runs("w0"), 0, -1) == [b"p k4"]
+
+
+def test_a_batch_of_one_models_runs_alternates_between_two_workers(r: redis.Redis) -> None:
+    worker(r, "w0", 20 * GIB)
+    worker(r, "w1", 20 * GIB)
+    where = [placed_on(r, f"run{i}", "w0")[0] for i in range(6)]  # admitted one after another, none ended
+    assert where == ["w0", "w1", "w0", "w1", "w0", "w1"]
