@@ -120,3 +120,18 @@ class Report:
 def progress(line: str) -> None:
     """A progress line on stderr (the report goes to stdout)."""
     print(line, file=sys.stderr, flush=True)
+
+
+def sd15_prompt(i: int) -> dict:
+    """An SD1.5 txt2img workflow (a checkpoint, two prompts, a sampler, a save), the i-th of a series."""
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": f"a photo of a cat number {i}", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+        "3": {"class_type": "KSampler", "inputs": {"seed": i, "steps": 20, "cfg": 8.0, "sampler_name": "euler",
+                                                    "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
+                                                    "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+    }

@@ -12,7 +12,7 @@ as a real graph's), read again whenever a run ends. The baseline parses every en
 board keeps a digest of each entry (entries never change) and reads the new ones only: one look with no
 new run, and one with a new run, are timed.
 
-Run: ``.venv/bin/python bench/dashboard_queue.py``.
+Run: ``.venv/bin/python bench/dashboard.py``.
 """
 
 from __future__ import annotations
@@ -31,27 +31,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from api import dashboard  # noqa: E402
-from bench.common import Report, progress  # noqa: E402
+from bench.common import Report, progress, sd15_prompt  # noqa: E402
 from nodes.core.item import QueueItem  # noqa: E402
 from tests.farm import functions_redis  # noqa: E402
 from worker import keys, prompt_queue  # noqa: E402
 
 PENDING = 20_000
 REPS = 7
-
-
-def prompt(i: int) -> dict:
-    return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": f"a photo of a cat number {i}", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler", "inputs": {"seed": i, "steps": 20, "cfg": 8.0, "sampler_name": "euler",
-                                                    "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
-                                                    "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
-    }
 
 
 def timed(fn: object) -> tuple[float, int]:
@@ -72,7 +58,7 @@ def main() -> int:
         for i in range(PENDING):
             extra = {"nodefarm_submitter": f"client-{i % 4}", "priority": i % 2, "create_time": 1_700_000_000_000 + i,
                      "extra_pnginfo": {"workflow": workflow}}
-            prompt_queue.enqueue(r, QueueItem(i, str(uuid.uuid4()), prompt(i), extra, ["9"]))
+            prompt_queue.enqueue(r, QueueItem(i, str(uuid.uuid4()), sd15_prompt(i), extra, ["9"]))
         base_ms, base_size = timed(lambda: dashboard.queue(r, None))
         head_ms, head_size = timed(lambda: dashboard.queue(r))
         report(f"dashboard queue with {PENDING} pending runs (median of {REPS}; real redis-server)")
@@ -88,7 +74,7 @@ def main() -> int:
 
 def finished(r: Any, i: int, workflow: dict) -> None:
     pid = str(uuid.uuid4())
-    entry = {"prompt": [i, pid, prompt(i), {"extra_pnginfo": {"workflow": workflow}}, ["9"]], "outputs": {},
+    entry = {"prompt": [i, pid, sd15_prompt(i), {"extra_pnginfo": {"workflow": workflow}}, ["9"]], "outputs": {},
              "status": {"status_str": "success", "completed": True,
                         "messages": [["execution_start", {"timestamp": i}], ["execution_cached", {"nodes": ["4", "5"]}],
                                      ["execution_success", {"timestamp": i + 5}]]}}

@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 
 import requests  # noqa: E402
 
-from bench.common import Report, progress  # noqa: E402
+from bench.common import Report, progress, sd15_prompt  # noqa: E402
 from tests.farm import Farm  # noqa: E402
 from worker import history, keys  # noqa: E402
 
@@ -48,17 +48,7 @@ def entry(i: int, pid: str, rng: random.Random) -> tuple[dict[str, Any], float]:
     began = 1_700_000_000_000 + i * 2_000
     ended = began + 500 + rng.randrange(30_000)
     outcome = rng.choice(("success",) * 8 + ("error", "interrupted"))
-    prompt = {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": f"a photo of a cat number {i}", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler", "inputs": {"seed": i, "steps": 20, "cfg": 8.0, "sampler_name": "euler",
-                                                    "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
-                                                    "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
-    }
+    prompt = sd15_prompt(i)
     extra: dict[str, Any] = {"client_id": f"client{i % 7}", "nodefarm_submitter": f"client{i % 7}",
                              "create_time": began - 40}
     if i % 2:
