@@ -198,6 +198,7 @@ class Candidate:
 
     name: str
     room: int  # its device's free memory less the models it holds (its last heartbeat)
+    free: int  # its device's free memory (its last heartbeat)
     kind: str  # its device's type: cuda, cpu, ...
     load: int  # node tasks it runs now, and those queued for it alone
 
@@ -225,7 +226,7 @@ def candidates(farm: Farm) -> list[Candidate]:
         devices = info.get("devices") or [{}]
         free = max((int(d.get("vram_free") or 0) for d in devices), default=0)
         room = free - sum(int(m.get("bytes") or 0) for m in info.get("models", []))
-        found.append(Candidate(name, room, str(devices[0].get("type") or ""), int(running) + int(queued)))
+        found.append(Candidate(name, room, free, str(devices[0].get("type") or ""), int(running) + int(queued)))
     return found
 
 
@@ -246,7 +247,8 @@ def place_model_loads(farm: Farm, st: RunState, cached: list[str]) -> list[str]:
     Each worker's queue is the number of running runs admission gave it model work for
     (:func:`keys.worker_runs`); a worker that neither holds the model nor is loading it adds
     :data:`LOAD_COST`. A model load goes to the worker with the shortest queue: for a model a worker
-    holds (a cached node), a worker of the same kind of device (the holder first on a tie); for a new
+    holds (a cached node), a worker of the same kind of device whose free memory takes a second copy (the
+    holder first on a tie); for a new
     load, any worker; on a tie, where the run's other models go, then the worker with the fewest node tasks
     running or queued, then the one with the most memory to spare. A model made again elsewhere takes
     what the holder made from it (a LoRA applied to it) along (worker/task.py made_elsewhere loads it
@@ -272,6 +274,10 @@ def place_model_loads(farm: Farm, st: RunState, cached: list[str]) -> list[str]:
         if holder and holder not in by_name:
             continue
         pool = [c for c in found if not holder or c.kind == by_name[holder].kind]
+        if holder and spread:  # a second copy only where it fits beside what is there
+            size = _model_bytes(farm, holder, key)
+            pool = [c for c in pool if c.name == holder or key in queues.get(c.name, (set(), set()))[1]
+                    or c.free >= size]
 
         def cost(c: Candidate, key: str = key, holder: str = holder) -> tuple[float, int, int, int]:
             runs, holding = queues.get(c.name, (set(), set()))
@@ -293,6 +299,15 @@ def place_model_loads(farm: Farm, st: RunState, cached: list[str]) -> list[str]:
     for nid in redo:
         st.holders.pop(nid, None)
     return [nid for nid in cached if nid not in redo]
+
+
+def _model_bytes(farm: Farm, holder: str, key: str) -> int:
+    """The size of a model a worker holds, as it reports it (0 when it does not say)."""
+    raw = farm.r.hget(keys.worker_models(holder), key)
+    try:
+        return int(json.loads(raw).get("bytes") or 0) if raw else 0
+    except (ValueError, AttributeError, TypeError):
+        return 0
 
 
 def _queues(farm: Farm, found: list[Candidate]) -> dict[str, tuple[set[str], set[str]]]:

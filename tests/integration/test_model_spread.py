@@ -147,3 +147,14 @@ def test_a_batch_of_one_models_runs_alternates_between_two_workers(r: redis.Redi
     worker(r, "w1", 20 * GIB)
     where = [placed_on(r, f"run{i}", "w0")[0] for i in range(6)]  # admitted one after another, none ended
     assert where == ["w0", "w1", "w0", "w1", "w0", "w1"]
+
+
+def test_a_second_copy_goes_only_where_it_fits(r: redis.Redis) -> None:
+    worker(r, "w0", 20 * GIB)
+    worker(r, "w1", 4 * GIB)  # free, but the model is 6 GiB
+    worker(r, "w2", 7 * GIB)
+    assigned(r, "w0", "other")
+    r.hset(keys.worker_models("w0"), "k4", json.dumps({"objects": ["ModelPatcher"], "bytes": 6 * GIB}))
+    assert placed_on(r, "p", "w0") == ("w2", [])
+    r.delete(keys.worker_info("w2"))  # without w2, no worker takes a copy: the run stays with the holder
+    assert placed_on(r, "q", "w0") == ("w0", ["4", "10"])
