@@ -8,6 +8,7 @@ import logging
 import redis
 from flask import Flask, Response, request
 from flask_socketio import SocketIO
+from werkzeug.exceptions import InternalServerError
 
 from api import auth, browser, connection, live, openapi, origin
 from api.live import Hub
@@ -80,7 +81,7 @@ def create_app(farm: Farm, admitter: Admitter) -> tuple[Flask, SocketIO, Hub]:
     @app.errorhandler(redis.ResponseError)
     def store_error(exc: Exception) -> Response:
         if not functions.lost(exc):
-            return server_error(exc)
+            return server_error(InternalServerError())  # as any other failure: no Redis text in the answer
         functions.ensure_loaded(farm.r)  # the state Redis came back empty: the next request works
         return unavailable("The farm's Redis was restarted empty and is set up again; try again", exc)
 

@@ -205,7 +205,8 @@ class Candidate:
 
 def candidates(farm: Farm) -> list[Candidate]:
     """The live workers that are not blocklisted, with their room, device kind and load."""
-    alive_after = time.time() - 3 * farm.settings.heartbeat_s
+    now = time.time()
+    alive_after = now - 3 * farm.settings.heartbeat_s
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in farm.r.zrangebyscore(keys.WORKERS, alive_after, "+inf")]
     if not names:
         return []
@@ -220,7 +221,7 @@ def candidates(farm: Farm) -> list[Candidate]:
     found = []
     for i, (name, raw) in enumerate(zip(names, infos, strict=True)):
         running, queued, blocked = rest[3 * i: 3 * i + 3]
-        if not raw or (blocked and blocklist.entry_of(farm.r, name) is not None):
+        if not raw or blocklist.live_entry(blocklist.Entry.from_json(blocked), now) is not None:
             continue
         info = json.loads(raw)
         devices = info.get("devices") or [{}]
@@ -228,13 +229,6 @@ def candidates(farm: Farm) -> list[Candidate]:
         room = free - sum(int(m.get("bytes") or 0) for m in info.get("models", []))
         found.append(Candidate(name, room, free, str(devices[0].get("type") or ""), int(running) + int(queued)))
     return found
-
-
-def roomiest_worker(farm: Farm) -> str | None:
-    """The live worker with the most memory to spare (its device's free memory less the models it
-    holds, as its last heartbeat says), when there is a choice; None with fewer than 2 live workers."""
-    found = candidates(farm)
-    return max(found, key=lambda c: c.room).name if len(found) >= 2 else None
 
 
 LOAD_COST = 0.5  # a model load, in runs: what a worker without the model adds to its queue
@@ -264,26 +258,26 @@ def place_model_loads(farm: Farm, st: RunState, cached: list[str]) -> list[str]:
         return cached
     spread = farm.settings.spread_models
     queues = _queues(farm, found) if spread else {}
+    by_name = {c.name: c for c in found}
     redo: set[str] = set()
     for nid in loaders:
         key = st.nodes[nid].key
         holder = st.holders.get(nid, "") if nid in cached else ""
-        if nid in cached and (not holder or not spread):
-            continue  # in the store (any worker reads it), or spreading is off: its consumers go there
-        by_name = {c.name: c for c in found}
-        if holder and holder not in by_name:
-            continue
-        pool = [c for c in found if not holder or c.kind == by_name[holder].kind]
-        if holder and spread:  # a second copy only where it fits beside what is there
-            size = _model_bytes(farm, holder, key)
-            pool = [c for c in pool if c.name == holder or key in queues.get(c.name, (set(), set()))[1]
-                    or c.free >= size]
+        if nid in cached and (not holder or not spread or holder not in by_name):
+            continue  # in the store (any worker reads it), spreading is off, or its holder is out of reach
 
-        def cost(c: Candidate, key: str = key, holder: str = holder) -> tuple[float, int, int, int]:
-            runs, holding = queues.get(c.name, (set(), set()))
-            has = c.name == holder or key in holding
+        def has(c: Candidate, key: str = key, holder: str = holder) -> bool:
+            return c.name == holder or key in queues.get(c.name, (set(), set()))[1]
+
+        pool = found
+        if holder:  # a second copy: a device of the holder's kind, with the memory for it
+            size = _model_bytes(farm, holder, key)
+            pool = [c for c in found if c.kind == by_name[holder].kind and (has(c) or c.free >= size)]
+
+        def cost(c: Candidate, holder: str = holder) -> tuple[float, int, int, int]:
+            runs = queues.get(c.name, (set(), set()))[0]
             ours = c.name == holder or st.pid in runs  # this run's other models are there: keep them together
-            return (len(runs - {st.pid}) + (0.0 if has else LOAD_COST), 0 if ours else 1, c.load, -c.room)
+            return (len(runs - {st.pid}) + (0.0 if has(c) else LOAD_COST), 0 if ours else 1, c.load, -c.room)
 
         target = min(pool, key=cost).name if spread else max(pool, key=lambda c: c.room).name
         if spread:

@@ -20,7 +20,7 @@ from nodes.core.state import NodeSpec, RunState
 from tests.farm import functions_redis
 from tests.unit.test_model_placement import CheckpointLoader, ImageInvert, LoraLoader
 from worker import keys
-from worker.admission import place_model_loads, roomiest_worker
+from worker.admission import place_model_loads
 
 GIB = 2**30
 
@@ -53,14 +53,19 @@ def run(pid: str = "p") -> RunState:
     })
 
 
-def test_the_worker_with_the_most_memory_to_spare(r: redis.Redis) -> None:
+def test_without_spreading_a_new_load_goes_to_the_worker_with_the_most_memory_to_spare(r: redis.Redis) -> None:
+    def placed() -> dict[str, str]:
+        st = run()
+        place_model_loads(farm(r, spread=False), st, [])
+        return st.placed
+
     worker(r, "gpu0", 20 * GIB)
     worker(r, "gpu1", 8 * GIB)
-    assert roomiest_worker(farm(r)) == "gpu0"
+    assert placed() == {"4": "gpu0"}
     worker(r, "gpu0", 9 * GIB, models=[3 * GIB])  # holding models counts against it
-    assert roomiest_worker(farm(r)) == "gpu1"
+    assert placed() == {"4": "gpu1"}
     r.zadd(keys.WORKERS, {"gpu1": time.time() - 60})  # a dead worker is no choice; one live: no choice at all
-    assert roomiest_worker(farm(r)) is None
+    assert placed() == {}
 
 
 def assigned(r: redis.Redis, name: str, pid: str, key: str = "k4", running: bool = True) -> None:
